@@ -1,0 +1,39 @@
+# scopenet — the two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test lint schemas clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "scopenet needs Python 3.11+")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## The seed's walkthrough on an embedded stack (everything that exists so far).
+demo: $(STAMP)
+	$(BIN)/scopenet demo
+
+## Every test: unit, contract, integration (real Postgres and NATS), datapath (root + netns).
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+## Static checks CI runs beside the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## Regenerate proto/ from the pydantic contracts (a contract test fails when they drift).
+schemas: $(STAMP)
+	$(BIN)/python scripts/gen_schemas.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

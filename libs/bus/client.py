@@ -1,0 +1,49 @@
+"""Call commands over NATS: validate the reply against its contract, rebuild errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from nats.aio.client import Client as NATS
+from nats.errors import ConnectionClosedError, NoRespondersError, TimeoutError
+from pydantic import BaseModel
+from scopenet.bus.errors import ERROR_CODE_HEADER, ERROR_HEADER
+from scopenet.contracts.subjects import Endpoint
+from scopenet.errors import DomainError, TransientError, from_reply
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class BusClient:
+    def __init__(self, nc: NATS, *, timeout: float) -> None:
+        self.nc = nc
+        self.timeout = timeout
+
+    async def call_raw(self, subject: str, payload: bytes) -> tuple[bytes, dict[str, str]]:
+        try:
+            msg = await self.nc.request(subject, payload, timeout=self.timeout)
+        except NoRespondersError:
+            raise TransientError(f"no service answers {subject}") from None
+        except TimeoutError:
+            raise TransientError(f"{subject} did not answer within {self.timeout}s") from None
+        except ConnectionClosedError:
+            raise TransientError("NATS connection closed") from None
+        return msg.data, dict(msg.headers or {})
+
+    async def call(self, endpoint: Endpoint, request: BaseModel, reply: type[R] | None = None) -> Any:
+        # exclude_unset: "absent" and "null" mean different things (e.g. gateway_ip), keep the difference
+        data, headers = await self.call_raw(endpoint.subject, request.model_dump_json(exclude_unset=True).encode())
+        if ERROR_CODE_HEADER in headers:
+            raise decode_error(data, headers)
+        model = reply or endpoint.reply
+        return model.model_validate_json(data)
+
+
+def decode_error(data: bytes, headers: dict[str, str]) -> DomainError | TransientError:
+    code = int(headers.get(ERROR_CODE_HEADER, "500") or 500)
+    try:
+        body = json.loads(data)["error"]
+        return from_reply(code, body["type"], body["message"], body.get("field"))
+    except (ValueError, KeyError, TypeError):
+        return from_reply(code, "Error", headers.get(ERROR_HEADER, "error"))

@@ -1,0 +1,90 @@
+"""Shared building blocks of commands, replies and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+#: Neutron's "name_string": printable, at most 255 characters, no surrounding whitespace.
+Name = Annotated[
+    str, StringConstraints(max_length=255, pattern=r"^$|^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$")
+]
+Description = Annotated[str, StringConstraints(max_length=255)]
+ProjectId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^,\x00-\x1f\x7f]+$")]
+Tags = Annotated[list[Tag], Field(max_length=50)]
+
+
+class Contract(BaseModel):
+    """Base of every message: unknown fields are refused, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CallContext(Contract):
+    """Who is calling. The HTTP API fills it from the token; other systems set it themselves."""
+
+    project_id: ProjectId
+    roles: list[str] = Field(default_factory=list, max_length=32)
+    request_id: str | None = Field(default=None, max_length=128)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+class Command(Contract):
+    """A request on ``scopenet.v1.<service>.<resource>.<verb>``."""
+
+    context: CallContext
+
+
+class ByIdCommand(Command):
+    id: UUID
+
+
+class ListCommand(Command):
+    """List what the caller may see. Equality filters are ANDed; a list value means any of them."""
+
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeleteCommand(ByIdCommand):
+    if_revision: int | None = Field(default=None, ge=0)
+    """Compare-and-swap: refuse (412) unless the resource is at this revision."""
+
+
+class ErrorBody(Contract):
+    """The body of every error reply (also in the ``Nats-Service-Error*`` headers)."""
+
+    code: int
+    type: str
+    message: str
+    field: str | None = None
+
+
+class ErrorReply(Contract):
+    type: str = "scopenet.v1.error"
+    error: ErrorBody
+
+
+class Deleted(Contract):
+    type: str = "scopenet.v1.deleted"
+    id: UUID
+
+
+class Event(Contract):
+    """Envelope of every JetStream event on ``scopenet.v1.evt.<resource>.<action>``.
+
+    ``id`` is unique per committed change and is sent as ``Nats-Msg-Id``, so a relay that
+    publishes twice after a crash is deduplicated by JetStream.
+    """
+
+    id: UUID
+    type: str
+    occurred_at: datetime
+    resource: dict[str, Any]
+    previous: dict[str, Any] | None = None

@@ -1,0 +1,162 @@
+"""The index of subjects: every command with its request and reply model, every event.
+
+Services register their endpoints from this table and ``proto/`` is generated from it, so a
+subject cannot exist on the wire without a schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from scopenet.contracts import ipam as m
+from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ErrorReply, ListCommand
+
+PREFIX = "scopenet.v1"
+EVENTS_STREAM = "SCOPENET_EVENTS"
+EVENTS_SUBJECTS = f"{PREFIX}.evt.>"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service: str
+    resource: str
+    verb: str
+    request: type[BaseModel]
+    reply: type[BaseModel]
+    doc: str
+
+    @property
+    def subject(self) -> str:
+        return f"{PREFIX}.{self.service}.{self.resource}.{self.verb}"
+
+    @property
+    def name(self) -> str:
+        """nats.micro endpoint name (alphanumeric, ``-`` and ``_`` only)."""
+        return f"{self.resource}-{self.verb}"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    resource: str
+    action: str
+    model: type[BaseModel]
+
+    @property
+    def subject(self) -> str:
+        return f"{PREFIX}.evt.{self.resource}.{self.action}"
+
+    @property
+    def type(self) -> str:
+        return f"scopenet.v1.{self.resource}.{self.action}"
+
+
+def _crud(
+    service: str,
+    resource: str,
+    *,
+    create: type[BaseModel],
+    update: type[BaseModel],
+    one: type[BaseModel],
+    many: type[BaseModel],
+    delete: type[BaseModel] = DeleteCommand,
+) -> list[Endpoint]:
+    return [
+        Endpoint(service, resource, "create", create, one, f"create a {resource}"),
+        Endpoint(service, resource, "get", ByIdCommand, one, f"show one {resource} the caller may see"),
+        Endpoint(service, resource, "list", ListCommand, many, f"every {resource} the caller may see"),
+        Endpoint(service, resource, "update", update, one, f"change a {resource}"),
+        Endpoint(service, resource, "delete", delete, Deleted, f"delete a {resource}"),
+    ]
+
+
+IPAM_ENDPOINTS: tuple[Endpoint, ...] = (
+    *_crud(
+        "ipam",
+        "address_scope",
+        create=m.AddressScopeCreate,
+        update=m.AddressScopeUpdate,
+        one=m.AddressScopeReply,
+        many=m.AddressScopeList,
+    ),
+    *_crud(
+        "ipam",
+        "subnetpool",
+        create=m.SubnetPoolCreate,
+        update=m.SubnetPoolUpdate,
+        one=m.SubnetPoolReply,
+        many=m.SubnetPoolList,
+        delete=m.SubnetPoolDelete,
+    ),
+    Endpoint(
+        "ipam",
+        "subnetpool",
+        "add_prefixes",
+        m.SubnetPoolPrefixes,
+        m.PrefixesReply,
+        "grow a pool (a pool update with prefixes = old + new)",
+    ),
+    Endpoint(
+        "ipam",
+        "subnetpool",
+        "remove_prefixes",
+        m.SubnetPoolPrefixes,
+        m.PrefixesReply,
+        "shrink a pool by prefixes no subnet uses",
+    ),
+    Endpoint("ipam", "subnetpool", "usage", ListCommand, m.PoolUsageList, "allocated vs free addresses per pool"),
+    Endpoint(
+        "ipam",
+        "subnet",
+        "allocate",
+        m.SubnetAllocate,
+        m.SubnetReply,
+        "allocate a subnet's prefix from a pool, or register an explicit cidr (idempotent on subnet_id)",
+    ),
+    Endpoint("ipam", "subnet", "get", ByIdCommand, m.SubnetReply, "one subnet allocation"),
+    Endpoint("ipam", "subnet", "list", ListCommand, m.SubnetList, "subnet allocations the caller may see"),
+    Endpoint("ipam", "subnet", "update", m.SubnetUpdate, m.SubnetReply, "change gateway or allocation pools"),
+    Endpoint(
+        "ipam",
+        "subnet",
+        "release",
+        DeleteCommand,
+        Deleted,
+        "return a subnet's prefix to its pool (idempotent; 409 while addresses are allocated)",
+    ),
+    Endpoint(
+        "ipam",
+        "ip",
+        "allocate",
+        m.IpAllocate,
+        m.IpAllocationReply,
+        "a specific or the next free address for a port (idempotent)",
+    ),
+    Endpoint("ipam", "ip", "release", m.IpRelease, m.IpAllocationList, "release a port's addresses (idempotent)"),
+    Endpoint("ipam", "ip", "list", ListCommand, m.IpAllocationList, "addresses allocated, by port or subnet"),
+    *_crud("ipam", "rbac_policy", create=m.RbacCreate, update=m.RbacUpdate, one=m.RbacReply, many=m.RbacList),
+)
+
+IPAM_EVENTS: tuple[EventSpec, ...] = tuple(
+    EventSpec(resource, action, model)
+    for resource, model in (
+        ("address_scope", m.AddressScopeEvent),
+        ("subnetpool", m.SubnetPoolEvent),
+        ("subnet", m.SubnetEvent),
+        ("ip_allocation", m.IpAllocationEvent),
+        ("rbac_policy", m.RbacEvent),
+    )
+    for action in ("created", "updated", "deleted")
+    if not (resource == "ip_allocation" and action == "updated")
+)
+
+ALL_ENDPOINTS: tuple[Endpoint, ...] = IPAM_ENDPOINTS
+ALL_EVENTS: tuple[EventSpec, ...] = IPAM_EVENTS
+ERROR_REPLY = ErrorReply
+
+
+def event(resource: str, action: str) -> EventSpec:
+    for spec in ALL_EVENTS:
+        if spec.resource == resource and spec.action == action:
+            return spec
+    raise KeyError(f"no event {resource}.{action}")

@@ -1,0 +1,135 @@
+"""Lifecycle shared by the command services: connect, migrate, serve, relay, probe, stop.
+
+Everything is entered into one ``AsyncExitStack`` (nats micro's example shape), so a failure at
+any step unwinds what was started, and SIGTERM/SIGINT stop the service in reverse order: stop
+taking requests, finish the ones in flight, stop the relay, close NATS and Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import nats
+import structlog
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from scopenet.bus.jetstream import ensure_stream, events_stream_config
+from scopenet.bus.micro import CommandServer, Route, serve
+from scopenet.bus.outbox import OutboxRelay
+from scopenet.errors import TransientError
+from scopenet.health import HealthServer
+from scopenet.settings import Settings
+from scopenet.store import migrate
+from scopenet.store.db import create_pool
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+
+@dataclass
+class Running:
+    nc: NATS
+    js: JetStreamContext
+    db: asyncpg.Pool
+    server: CommandServer | None
+    relay: OutboxRelay
+    health: HealthServer
+
+
+async def connect_nats(url: str, *, name: str) -> NATS:
+    log = structlog.get_logger("runtime").bind(service=name)
+
+    async def disconnected() -> None:
+        log.warning("nats_disconnected")
+
+    async def reconnected() -> None:
+        log.info("nats_reconnected")
+
+    async def error(exc: Exception) -> None:
+        log.warning("nats_error", error=str(exc) or type(exc).__name__)
+
+    return await nats.connect(
+        url,
+        name=f"scopenet-{name}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    *,
+    name: str,
+    version: str,
+    description: str,
+    schema: str,
+    migrations: Path,
+    make_routes: Callable[[asyncpg.Pool], Sequence[Route]],
+    database_url: str,
+    nats_url: str,
+) -> AsyncIterator[Running]:
+    log = structlog.get_logger("runtime").bind(service=name)
+    async with contextlib.AsyncExitStack() as stack:
+        # Infrastructure may still be starting (compose, Kubernetes): wait, within reason.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((TransientError, OSError)),
+            wait=wait_exponential(max=2),
+            stop=stop_after_delay(60),
+            reraise=True,
+        ):
+            with attempt:
+                await migrate.upgrade(url=database_url, schema=schema, script_location=migrations)
+                db = await create_pool(database_url, schema=schema, size=settings.db_pool_size)
+        stack.push_async_callback(db.close)
+        nc = await connect_nats(nats_url, name=name)
+        stack.push_async_callback(nc.drain)
+        js = nc.jetstream()
+        await ensure_stream(js, events_stream_config())
+
+        relay = OutboxRelay(db, js, schema=schema, batch=settings.outbox_batch, poll=settings.outbox_poll)
+        relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox")
+
+        async def stop_relay() -> None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+
+        stack.push_async_callback(stop_relay)
+
+        routes = make_routes(db)
+        server = await serve(
+            nc, name=name, version=version, description=description, routes=routes, limit=settings.max_concurrency
+        )
+        stack.push_async_callback(server.stop)
+
+        async def nats_ok() -> bool:
+            return bool(nc.is_connected)
+
+        async def db_ok() -> bool:
+            return bool(await db.fetchval("SELECT 1") == 1)
+
+        async def relay_ok() -> bool:
+            return not relay_task.done()
+
+        health = HealthServer({"nats": nats_ok, "database": db_ok, "outbox_relay": relay_ok})
+        port = await health.start(settings.health_host, settings.health_port)
+        stack.push_async_callback(health.stop)
+        log.info("service_ready", health_port=port, endpoints=len(routes))
+        yield Running(nc=nc, js=js, db=db, server=server, relay=relay, health=health)
+        log.info("service_stopping")
+
+
+async def until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,68 @@
+"""Settings from ``SCOPENET_*`` environment variables, validated when built (fail fast).
+
+One ``Settings`` class serves every service so that the configuration table in the README is the
+whole truth; each service reads the fields it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_state_dir() -> Path:
+    """Per-user state: root keeps it under /var/lib, everyone else under ~/.local/state."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/scopenet")
+    return Path.home() / ".local" / "state" / "scopenet"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCOPENET_", extra="ignore", frozen=True)
+
+    database_url: str | None = None
+    """Postgres URL. Unset: an embedded Postgres (pgserver) is started in ``state_dir``."""
+
+    nats_url: str | None = None
+    """NATS URL (JetStream required). Unset: an embedded nats-server is started in ``state_dir``."""
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    """Where embedded Postgres/NATS keep their data, and where ``scopenet up`` records the stack."""
+
+    request_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a NATS command may take before the caller gives up (and answers 503)."""
+
+    max_concurrency: int = Field(default=64, ge=1, le=10_000)
+    """Requests a service handles at once; further ones wait in NATS (back-pressure)."""
+
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    """Postgres connections per service process."""
+
+    health_port: int = Field(default=0, ge=0, le=65535)
+    """Port of /livez, /readyz and /metrics. 0 picks a free port (printed at start)."""
+
+    health_host: str = "127.0.0.1"
+
+    log_level: str = "info"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+
+    outbox_batch: int = Field(default=256, ge=1, le=10_000)
+    """Events the outbox relay publishes per transaction."""
+
+    outbox_poll: float = Field(default=1.0, gt=0)
+    """Seconds between outbox polls when no NOTIFY arrives (a safety net, not the main path)."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be one of debug, info, warning, error")
+        return v
+
+
+def load() -> Settings:
+    return Settings()

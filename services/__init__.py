@@ -1,0 +1,1 @@
+"""scopenet services: one package per service."""

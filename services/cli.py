@@ -1,0 +1,164 @@
+"""The ``scopenet`` command: the composition root, the only module that knows every service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from scopenet import log
+from scopenet.infra.embedded import record_stack, running_stack
+from scopenet.infra.select import Endpoints, endpoints
+from scopenet.settings import Settings
+
+SERVICES = ("ipam",)
+
+
+def _settings(state_dir: Path | None) -> Settings:
+    try:
+        base = Settings()
+    except Exception as exc:  # a pydantic ValidationError names the variable
+        raise click.ClickException(f"invalid SCOPENET_* setting: {exc}") from None
+    return base.model_copy(update={"state_dir": state_dir}) if state_dir else base
+
+
+@contextlib.contextmanager
+def _infrastructure(settings: Settings) -> Iterator[Endpoints]:
+    """Configured URLs, else the stack a running ``scopenet up`` recorded, else embedded servers."""
+    if not (settings.database_url and settings.nats_url):
+        stack = running_stack(settings.state_dir)
+        if stack is not None:
+            yield Endpoints(
+                settings.database_url or stack["database_url"], settings.nats_url or stack["nats_url"], "scopenet up"
+            )
+            return
+    with endpoints(database_url=settings.database_url, nats_url=settings.nats_url, state_dir=settings.state_dir) as ep:
+        yield ep
+
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="SCOPENET_STATE_DIR",
+    help="where embedded Postgres/NATS keep their data",
+)
+
+
+@click.group()
+def cli() -> None:
+    """scopenet: Neutron-style address scopes on NATS and Postgres."""
+
+
+@cli.command()
+@state_dir_option
+@click.option(
+    "--api-port",
+    type=int,
+    default=9696,
+    envvar="SCOPENET_API_PORT",
+    show_default=True,
+    help="HTTP API port (used once the API service exists)",
+)
+def up(state_dir: Path | None, api_port: int) -> None:
+    """Run the whole stack in the foreground (Ctrl-C stops everything)."""
+    settings = _settings(state_dir)
+    log.configure(level=settings.log_level, fmt="console")
+    with _infrastructure(settings) as ep:
+        record = record_stack(settings.state_dir, database_url=ep.database_url, nats_url=ep.nats_url)
+        click.echo(
+            f"scopenet: Postgres {ep.database_url} and NATS {ep.nats_url} ({ep.source}); state in {settings.state_dir}"
+        )
+        env = {**os.environ, "SCOPENET_DATABASE_URL": ep.database_url, "SCOPENET_NATS_URL": ep.nats_url}
+        procs = {
+            svc: subprocess.Popen([sys.executable, "-m", "scopenet.services.cli", "service", svc], env=env)
+            for svc in SERVICES
+        }
+        click.echo(f"scopenet: started {', '.join(SERVICES)}; press Ctrl-C to stop")
+        try:
+            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+            while all(p.poll() is None for p in procs.values()):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    next(iter(procs.values())).wait(timeout=1)
+            dead = [s for s, p in procs.items() if p.poll() is not None]
+            click.echo(f"scopenet: {', '.join(dead)} exited; stopping", err=True)
+        except KeyboardInterrupt:
+            click.echo("scopenet: stopping")
+        finally:
+            for p in procs.values():
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in procs.values():
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            record.unlink(missing_ok=True)
+    click.echo("scopenet: stopped")
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(SERVICES))
+@state_dir_option
+def service(name: str, state_dir: Path | None) -> None:
+    """Run one service in the foreground."""
+    settings = _settings(state_dir)
+    log.configure(level=settings.log_level, fmt=settings.log_format)
+    from scopenet.runtime import until_signalled
+    from scopenet.services.ipam.app import ipam_service
+
+    async def main(ep: Endpoints) -> None:
+        async with ipam_service(settings, database_url=ep.database_url, nats_url=ep.nats_url):
+            await until_signalled()
+
+    with _infrastructure(settings) as ep:
+        asyncio.run(main(ep))
+
+
+@cli.command()
+@state_dir_option
+def migrate(state_dir: Path | None) -> None:
+    """Bring every service's schema to the newest revision."""
+    from scopenet.services.ipam import app as ipam_app
+    from scopenet.store.migrate import upgrade
+
+    settings = _settings(state_dir)
+    with _infrastructure(settings) as ep:
+        for app in (ipam_app,):
+            asyncio.run(upgrade(url=ep.database_url, schema=app.SCHEMA, script_location=app.MIGRATIONS))
+            click.echo(f"migrated schema {app.SCHEMA}")
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks (JSON on stdout)."""
+
+
+@bench.command("ipam")
+@state_dir_option
+@click.option("--clients", default="1,8,32", show_default=True, help="concurrency levels")
+@click.option("--requests", "per_level", default=2000, show_default=True, help="allocations per level and kind")
+def bench_ipam(state_dir: Path | None, clients: str, per_level: int) -> None:
+    """Prefix and IP allocations/s through the NATS command path."""
+    from scopenet.services.bench.ipam import run
+
+    settings = _settings(state_dir)
+    levels = [int(c) for c in clients.split(",")]
+    with _infrastructure(settings) as ep:
+        result = asyncio.run(run(ep, levels=levels, per_level=per_level))
+    click.echo(json.dumps(result, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="scopenet")
+
+
+if __name__ == "__main__":
+    main()

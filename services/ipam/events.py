@@ -1,0 +1,22 @@
+"""Event helpers: build the outbox rows for one change (shared views carry global sharing)."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+from pydantic import BaseModel
+from scopenet.bus.outbox import enqueue, event_row
+from scopenet.contracts.subjects import event
+
+#: The project id used when rendering views for events: no project, so ``shared`` means
+#: "shared with everyone" there, not "shared with the caller".
+NOBODY = ""
+
+
+async def emit(
+    conn: asyncpg.Connection, resource: str, action: str, view: BaseModel, previous: BaseModel | None = None
+) -> uuid.UUID:
+    row = event_row(event(resource, action), view, previous)
+    await enqueue(conn, [row])
+    return row[0]

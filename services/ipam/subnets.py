@@ -1,0 +1,383 @@
+"""Subnet (prefix) allocation: from a pool (any / specific / default pool) or an explicit cidr.
+
+Requests on one pool go through the ``Batcher`` (group commit, see ``batching``). The pool's free
+space is kept in memory as ``FreeBlocks`` and trusted only while the pool row's ``alloc_version``
+is the one it was built at; any other writer (a replica, a release, a pool update) bumps the
+version, and the next batch rebuilds from the database. The exclusion constraints still have the
+final word on overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from netaddr import IPNetwork
+from scopenet.contracts import ipam as m
+from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand
+from scopenet.errors import BadRequest, Conflict, DomainError
+from scopenet.ipam import addresses as addr
+from scopenet.ipam import alloc
+from scopenet.ipam import prefixes as pfx
+from scopenet.ipam.network_rules import NetSubnet, check_new_subnet
+from scopenet.services.ipam import store
+from scopenet.services.ipam.batching import Batcher, Item
+from scopenet.services.ipam.events import emit
+from scopenet.services.ipam.listing import apply_filters
+from scopenet.services.ipam.policy import not_found
+from scopenet.store.db import db_errors
+
+_OVERLAP = "The subnet overlaps another allocation of its address scope"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a request asks for once its pool is resolved (decided before taking any lock)."""
+
+    cmd: m.SubnetAllocate
+    pool_id: uuid.UUID | None
+    cidr: IPNetwork | None  # specific request (or plain subnet)
+    prefixlen: int  # any request
+
+
+def _request_json(cmd: m.SubnetAllocate) -> dict[str, Any]:
+    return cmd.model_dump(mode="json", exclude={"context", "type"}, exclude_unset=True)
+
+
+def _gateway_arg(cmd: m.SubnetAllocate) -> Any:
+    return cmd.gateway_ip if "gateway_ip" in cmd.model_fields_set else addr.UNSET
+
+
+def _pools_arg(cmd: m.SubnetAllocate) -> list[dict[str, str]] | None:
+    return [p.model_dump() for p in cmd.allocation_pools] if cmd.allocation_pools is not None else None
+
+
+async def lock_networks(conn: asyncpg.Connection, network_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[NetSubnet]]:
+    """Serialise subnet creation per network (Neutron's network lock row) and load its subnets."""
+    for nid in sorted(network_ids):
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(nid))
+    rows = await store.subnets(conn, "s.network_id = ANY($1::uuid[])", list(network_ids))
+    out: dict[uuid.UUID, list[NetSubnet]] = {n: [] for n in network_ids}
+    for r in rows:
+        out[r["network_id"]].append(
+            NetSubnet(r["id"], IPNetwork(str(r["cidr"])), r["subnetpool_id"], r["address_scope_id"])
+        )
+    return out
+
+
+class Subnets:
+    def __init__(self, db: asyncpg.Pool) -> None:
+        self.db = db
+        self._batcher = Batcher(self._pool_batch)
+        self._free: dict[uuid.UUID, tuple[int, alloc.FreeBlocks]] = {}
+
+    # ------------------------------------------------------------ allocate
+
+    async def allocate(self, cmd: m.SubnetAllocate) -> m.SubnetReply:
+        async with db_errors(), self.db.acquire() as conn:
+            existing = await store.subnet(conn, cmd.subnet_id)
+            if existing is not None:
+                return self._replay(existing, cmd)
+            plan = await self._resolve(conn, cmd)
+        if plan.pool_id is None:
+            return await self._plain(plan)
+        result: m.SubnetReply = await self._batcher.submit(plan.pool_id, plan)
+        return result
+
+    def _replay(self, row: asyncpg.Record, cmd: m.SubnetAllocate) -> m.SubnetReply:
+        """A retry of the same request gets the same allocation; another request is a conflict."""
+        if row["request"] != _request_json(cmd):
+            raise Conflict(
+                f"Subnet {cmd.subnet_id} already has an allocation ({row['cidr']}) made by a different request",
+                type="SubnetInUse",
+            )
+        return m.SubnetReply(subnet=store.subnet_view(row))
+
+    async def _resolve(self, conn: asyncpg.Connection, cmd: m.SubnetAllocate) -> Plan:
+        """Rule 39-41 and 45: which pool, which kind of request, and the static checks."""
+        ctx = cmd.context
+        if cmd.cidr is not None and cmd.prefixlen is not None:
+            raise BadRequest("cidr and prefixlen must not be supplied together", field="prefixlen")
+        if cmd.subnetpool_id is not None and cmd.use_default_subnetpool:
+            raise BadRequest(
+                "subnetpool_id and use_default_subnetpool cannot both be specified", field="use_default_subnetpool"
+            )
+        cidr = addr.validate_cidr(cmd.cidr, cmd.ip_version, enable_dhcp=cmd.enable_dhcp) if cmd.cidr else None
+        pool_id = cmd.subnetpool_id
+        if cmd.use_default_subnetpool:
+            rows = await store.pools(
+                conn,
+                project=ctx.project_id,
+                admin=ctx.is_admin,
+                where="p.is_default AND p.ip_version = $3",
+                args=(cmd.ip_version,),
+            )
+            if not rows:
+                raise BadRequest(f"No default subnetpool found for IPv{cmd.ip_version}", field="use_default_subnetpool")
+            pool_id = rows[0]["id"]
+        if pool_id is None:
+            if cidr is None:
+                raise BadRequest("A cidr must be specified in the absence of a subnet pool", field="cidr")
+            return Plan(cmd, None, cidr, cidr.prefixlen)
+        if cmd.allocation_pools is not None and cidr is None:
+            raise BadRequest("allocation_pools allowed only for specific subnet requests.", field="allocation_pools")
+        pool = await store.pool(conn, pool_id, project=ctx.project_id, admin=ctx.is_admin)
+        if pool is None:
+            raise not_found("subnetpool", pool_id)
+        if pool["ip_version"] != cmd.ip_version:
+            raise BadRequest(
+                f"Cannot allocate IPv{cmd.ip_version} subnet from IPv{pool['ip_version']} subnet pool",
+                field="ip_version",
+            )
+        prefixlen = cmd.prefixlen if cmd.prefixlen is not None else pool["default_prefixlen"]
+        if cidr is None and cmd.gateway_ip is not None:
+            # Rule 40: a gateway without a cidr makes the request specific.
+            try:
+                cidr = IPNetwork(f"{cmd.gateway_ip}/{prefixlen}").cidr
+            except Exception:
+                raise BadRequest(
+                    f"Invalid input for gateway_ip. Reason: '{cmd.gateway_ip}' is not a valid IP address.",
+                    field="gateway_ip",
+                ) from None
+        alloc.check_prefixlen(
+            cidr.prefixlen if cidr is not None else prefixlen,
+            min_prefixlen=pool["min_prefixlen"],
+            max_prefixlen=pool["max_prefixlen"],
+            ip_version=pool["ip_version"],
+        )
+        return Plan(cmd, pool_id, cidr, cidr.prefixlen if cidr is not None else prefixlen)
+
+    async def _plain(self, plan: Plan) -> m.SubnetReply:
+        """A subnet with an explicit cidr and no pool: the implicit unscoped space (SPEC §6)."""
+        cmd = plan.cmd
+        assert plan.cidr is not None
+        gw, ranges = addr.subnet_defaults(plan.cidr, gateway_ip=_gateway_arg(cmd), allocation_pools=_pools_arg(cmd))
+        async with db_errors(), self.db.acquire() as conn, conn.transaction():
+            nets = await lock_networks(conn, {cmd.network_id})
+            if (row := await store.subnet(conn, cmd.subnet_id)) is not None:
+                return self._replay(row, cmd)
+            check_new_subnet(cmd.network_id, nets[cmd.network_id], NetSubnet(cmd.subnet_id, plan.cidr, None, None))
+            view = self._view(cmd, plan.cidr, None, None, gw, ranges)
+            await self._insert(conn, [(view, cmd, None)])
+        return m.SubnetReply(subnet=view)
+
+    # ------------------------------------------------------------ one batch on one pool
+
+    async def _pool_batch(self, key: Hashable, items: list[Item[Plan]]) -> None:
+        pool_id = key
+        assert isinstance(pool_id, uuid.UUID)
+        results: list[tuple[Item[Plan], m.SubnetReply | DomainError]] = []
+        try:
+            async with (
+                db_errors(_OVERLAP, conflict_type="SubnetAllocationError"),
+                self.db.acquire() as conn,
+                conn.transaction(),
+            ):
+                pool = await store.pool(conn, pool_id, project="", admin=True, lock=True)
+                if pool is None:
+                    for it in items:
+                        it.fail(not_found("subnetpool", pool_id))
+                    return
+                free = await self._free_space(conn, pool)
+                nets = await lock_networks(conn, {it.request.cmd.network_id for it in items})
+                usage = await self._usage(conn, pool, {it.request.cmd.project_id for it in items})
+                rows: list[tuple[m.Subnet, m.SubnetAllocate, int]] = []
+                key_ = pool["mark_id"] if pool["mark_id"] is not None else -pool["seq"]
+                for it in items:
+                    try:
+                        view = self._decide(it.request, pool, free, nets, usage)
+                    except DomainError as exc:
+                        results.append((it, exc))
+                        continue
+                    rows.append((view, it.request.cmd, key_))
+                    results.append((it, m.SubnetReply(subnet=view)))
+                if rows:
+                    await self._insert(conn, rows)
+                    version = await conn.fetchval(
+                        "UPDATE subnetpools SET alloc_version = alloc_version + 1 WHERE id = $1 "
+                        "RETURNING alloc_version",
+                        pool_id,
+                    )
+            if rows:
+                self._free[pool_id] = (version, free)
+        except BaseException:
+            self._free.pop(pool_id, None)  # in-memory state may hold allocations that never committed
+            raise
+        for it, res in results:
+            if isinstance(res, DomainError):
+                it.fail(res)
+            else:
+                it.resolve(res)
+
+    def _decide(
+        self,
+        plan: Plan,
+        pool: asyncpg.Record,
+        free: alloc.FreeBlocks,
+        nets: dict[uuid.UUID, list[NetSubnet]],
+        usage: dict[str, Any],
+    ) -> m.Subnet:
+        cmd = plan.cmd
+        pfx.check_quota(pool["default_quota"], usage.get(cmd.project_id, 0), plan.prefixlen, pool["ip_version"])
+        cidr = free.allocate_specific(plan.cidr) if plan.cidr is not None else free.allocate(plan.prefixlen)
+        try:
+            new = NetSubnet(cmd.subnet_id, cidr, pool["id"], pool["address_scope_id"])
+            check_new_subnet(cmd.network_id, nets[cmd.network_id], new)
+            gw, ranges = addr.subnet_defaults(
+                cidr, gateway_ip=_gateway_arg(cmd), allocation_pools=_pools_arg(cmd), from_pool_any=plan.cidr is None
+            )
+        except DomainError:
+            free.release(cidr)
+            raise
+        nets[cmd.network_id].append(new)
+        usage[cmd.project_id] = usage.get(cmd.project_id, 0) + pfx.quota_units(cidr)
+        return self._view(cmd, cidr, pool["id"], pool["address_scope_id"], gw, ranges)
+
+    async def _free_space(self, conn: asyncpg.Connection, pool: asyncpg.Record) -> alloc.FreeBlocks:
+        cached = self._free.get(pool["id"])
+        if cached is not None and cached[0] == pool["alloc_version"]:
+            return cached[1]
+        used = [IPNetwork(c) for c in await store.pool_allocations(conn, pool["id"])]
+        return alloc.FreeBlocks([IPNetwork(str(p)) for p in pool["prefixes"]], used)
+
+    async def _usage(self, conn: asyncpg.Connection, pool: asyncpg.Record, projects: set[str]) -> dict[str, Any]:
+        """Quota usage of the *requesting* projects (SPEC §9.1: Neutron counted the pool owner's)."""
+        if not pool["default_quota"]:
+            return {}
+        rows = await conn.fetch(
+            "SELECT project_id, cidr FROM subnets WHERE subnetpool_id = $1 AND project_id = ANY($2::text[])",
+            pool["id"],
+            list(projects),
+        )
+        usage: dict[str, Any] = {}
+        for r in rows:
+            usage[r["project_id"]] = usage.get(r["project_id"], 0) + pfx.quota_units(IPNetwork(str(r["cidr"])))
+        return usage
+
+    @staticmethod
+    def _view(
+        cmd: m.SubnetAllocate,
+        cidr: IPNetwork,
+        pool_id: uuid.UUID | None,
+        scope_id: uuid.UUID | None,
+        gw: Any,
+        ranges: list[Any],
+    ) -> m.Subnet:
+        return m.Subnet(
+            id=cmd.subnet_id,
+            network_id=cmd.network_id,
+            project_id=cmd.project_id,
+            ip_version=cidr.version,
+            cidr=str(cidr),
+            subnetpool_id=pool_id,
+            address_scope_id=scope_id,
+            gateway_ip=str(gw) if gw is not None else None,
+            allocation_pools=[m.AllocationPool(start=str(r[0]), end=str(r[-1])) for r in ranges],
+        )
+
+    async def _insert(
+        self, conn: asyncpg.Connection, rows: list[tuple[m.Subnet, m.SubnetAllocate, int | None]]
+    ) -> None:
+        await conn.executemany(
+            """INSERT INTO subnets (id, network_id, project_id, ip_version, cidr, subnetpool_id, overlap_key,
+                   gateway_ip, allocation_pools, request)
+               VALUES ($1, $2, $3, $4, $5::cidr, $6, $7, $8::inet, $9::text::jsonb, $10::text::jsonb)""",
+            [
+                (
+                    v.id,
+                    v.network_id,
+                    v.project_id,
+                    v.ip_version,
+                    v.cidr,
+                    v.subnetpool_id,
+                    k,
+                    v.gateway_ip,
+                    _json([p.model_dump() for p in v.allocation_pools]),
+                    _json(_request_json(c)),
+                )
+                for v, c, k in rows
+            ],
+        )
+        for v, _, _ in rows:
+            await emit(conn, "subnet", "created", v)
+
+    # ------------------------------------------------------------ other verbs
+
+    async def get(self, cmd: ByIdCommand) -> m.SubnetReply:
+        async with db_errors(), self.db.acquire() as conn:
+            row = await store.subnet(conn, cmd.id)
+        if row is None:
+            raise not_found("subnet", cmd.id)
+        return m.SubnetReply(subnet=store.subnet_view(row))
+
+    async def list(self, cmd: ListCommand) -> m.SubnetList:
+        async with db_errors(), self.db.acquire() as conn:
+            rows = await store.subnets(conn, "TRUE")
+        return m.SubnetList(subnets=apply_filters([store.subnet_view(r) for r in rows], cmd.filters))
+
+    async def update(self, cmd: m.SubnetUpdate) -> m.SubnetReply:
+        given = cmd.model_fields_set
+        async with db_errors(), self.db.acquire() as conn, conn.transaction():
+            row = await store.subnet(conn, cmd.id, lock=True)
+            if row is None:
+                raise not_found("subnet", cmd.id)
+            before = store.subnet_view(row)
+            cidr = IPNetwork(str(row["cidr"]))
+            gateway = cmd.gateway_ip if "gateway_ip" in given else before.gateway_ip
+            if "gateway_ip" in given and before.gateway_ip is not None and gateway != before.gateway_ip:
+                holder = await conn.fetchval(
+                    "SELECT port_id FROM ip_allocations WHERE subnet_id = $1 AND ip_address = $2::inet",
+                    cmd.id,
+                    before.gateway_ip,
+                )
+                if holder is not None:
+                    raise Conflict(
+                        f"Gateway ip {before.gateway_ip} is in use by port {holder}; it cannot be changed",
+                        type="GatewayIpInUse",
+                        field="gateway_ip",
+                    )
+            pools = (
+                [p.model_dump() for p in cmd.allocation_pools]
+                if cmd.allocation_pools is not None
+                else [p.model_dump() for p in before.allocation_pools]
+            )
+            gw, ranges = addr.subnet_defaults(cidr, gateway_ip=gateway, allocation_pools=pools)
+            await conn.execute(
+                "UPDATE subnets SET gateway_ip = $2::inet, allocation_pools = $3::text::jsonb, "
+                "alloc_version = alloc_version + 1 WHERE id = $1",
+                cmd.id,
+                str(gw) if gw is not None else None,
+                _json([{"start": str(r[0]), "end": str(r[-1])} for r in ranges]),
+            )
+            after = store.subnet_view(await store.subnet(conn, cmd.id))  # type: ignore[arg-type]
+            await emit(conn, "subnet", "updated", after, before)
+        return m.SubnetReply(subnet=after)
+
+    async def release(self, cmd: DeleteCommand) -> Deleted:
+        async with db_errors(), self.db.acquire() as conn, conn.transaction():
+            row = await store.subnet(conn, cmd.id, lock=True)
+            if row is None:
+                return Deleted(id=cmd.id)  # idempotent: a retried release finds nothing to do
+            held = await conn.fetchval("SELECT count(*) FROM ip_allocations WHERE subnet_id = $1", cmd.id)
+            if held:
+                raise Conflict(
+                    f"Unable to complete operation on subnet {cmd.id}: One or more ports have an IP "
+                    f"allocation from this subnet ({held} address(es)).",
+                    type="SubnetInUse",
+                )
+            view = store.subnet_view(row)
+            await conn.execute("DELETE FROM subnets WHERE id = $1", cmd.id)
+            if row["subnetpool_id"] is not None:
+                await conn.execute(
+                    "UPDATE subnetpools SET alloc_version = alloc_version + 1 WHERE id = $1", row["subnetpool_id"]
+                )
+            await emit(conn, "subnet", "deleted", view)
+        return Deleted(id=cmd.id)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)

@@ -1,0 +1,62 @@
+"""Real infrastructure for the tests: the configured URLs, else Docker, else embedded servers.
+
+Each test session gets a database of its own (created here, dropped at the end), so a run never
+sees another run's rows, whichever Postgres it lands on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from scopenet.infra.select import Endpoints, endpoints
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    state = Path(tmp_path_factory.mktemp("scopenet-state"))
+    with endpoints(
+        database_url=os.environ.get("SCOPENET_DATABASE_URL"),
+        nats_url=os.environ.get("SCOPENET_NATS_URL"),
+        state_dir=state,
+        allow_docker=True,
+    ) as ep:
+        name = f"scopenet_test_{uuid.uuid4().hex[:12]}"
+
+        async def admin(sql: str) -> None:
+            conn = await asyncpg.connect(ep.database_url)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        try:
+            yield Endpoints(with_database(ep.database_url, name), ep.nats_url, ep.source)
+        finally:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    src = "configured URLs" if os.environ.get("SCOPENET_DATABASE_URL") else "Docker if it answers, else embedded"
+    return f"scopenet infrastructure: {src}"
+
+
+@pytest.fixture(scope="session")
+async def nats_client(infra: Endpoints) -> AsyncIterator[object]:
+    import nats
+
+    nc = await nats.connect(infra.nats_url)
+    yield nc
+    await nc.drain()
