@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 Check = Callable[[], Awaitable[bool]]
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class HealthServer:
@@ -52,8 +52,9 @@ class HealthServer:
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         server = site._server
-        assert server is not None and server.sockets
-        self.port = int(server.sockets[0].getsockname()[1])
+        sockets = getattr(server, "sockets", None)
+        assert sockets, "the probe server did not bind"
+        self.port = int(sockets[0].getsockname()[1])
         return self.port
 
     async def stop(self) -> None:

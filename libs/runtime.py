@@ -19,6 +19,8 @@ import nats
 import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
 from scopenet.bus.jetstream import ensure_stream, events_stream_config
 from scopenet.bus.micro import CommandServer, Route, serve
 from scopenet.bus.outbox import OutboxRelay
@@ -27,7 +29,6 @@ from scopenet.health import HealthServer
 from scopenet.settings import Settings
 from scopenet.store import migrate
 from scopenet.store.db import create_pool
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 
 @dataclass

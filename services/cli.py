@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -11,14 +12,26 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
+
 from scopenet import log
 from scopenet.infra.embedded import record_stack, running_stack
 from scopenet.infra.select import Endpoints, endpoints
 from scopenet.settings import Settings
 
-SERVICES = ("ipam",)
+#: Every runnable service: name -> "module:factory" of an async context manager
+#: ``factory(settings, *, database_url, nats_url)`` that runs it until the block exits.
+SERVICE_APPS: dict[str, str] = {
+    "ipam": "scopenet.services.ipam.app:ipam_service",
+}
+SERVICES = tuple(SERVICE_APPS)
+
+
+def _service_factory(name: str) -> Any:
+    module, attr = SERVICE_APPS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def _settings(state_dir: Path | None) -> Settings:
@@ -112,10 +125,11 @@ def service(name: str, state_dir: Path | None) -> None:
     settings = _settings(state_dir)
     log.configure(level=settings.log_level, fmt=settings.log_format)
     from scopenet.runtime import until_signalled
-    from scopenet.services.ipam.app import ipam_service
+
+    factory = _service_factory(name)
 
     async def main(ep: Endpoints) -> None:
-        async with ipam_service(settings, database_url=ep.database_url, nats_url=ep.nats_url):
+        async with factory(settings, database_url=ep.database_url, nats_url=ep.nats_url):
             await until_signalled()
 
     with _infrastructure(settings) as ep:
@@ -126,14 +140,55 @@ def service(name: str, state_dir: Path | None) -> None:
 @state_dir_option
 def migrate(state_dir: Path | None) -> None:
     """Bring every service's schema to the newest revision."""
-    from scopenet.services.ipam import app as ipam_app
     from scopenet.store.migrate import upgrade
 
     settings = _settings(state_dir)
     with _infrastructure(settings) as ep:
-        for app in (ipam_app,):
+        for name in SERVICES:
+            app = importlib.import_module(SERVICE_APPS[name].split(":")[0])
+            if not hasattr(app, "MIGRATIONS"):
+                continue
             asyncio.run(upgrade(url=ep.database_url, schema=app.SCHEMA, script_location=app.MIGRATIONS))
             click.echo(f"migrated schema {app.SCHEMA}")
+
+
+@cli.command()
+@state_dir_option
+@click.option("--keep", is_flag=True, help="leave the stack's data in the state dir afterwards")
+def demo(state_dir: Path | None, keep: bool) -> None:
+    """The seed document's walkthrough end to end (exits non-zero if any outcome differs)."""
+    import shutil
+    import tempfile
+
+    from scopenet.services.demo.walkthrough import run
+
+    scratch = state_dir or Path(tempfile.mkdtemp(prefix="scopenet-demo-"))
+    settings = _settings(scratch)
+    log.configure(level="warning", fmt="console")
+    try:
+        with _infrastructure(settings) as ep:
+            click.echo(f"scopenet demo: Postgres and NATS ({ep.source}), state in {scratch}")
+            env = {
+                **os.environ,
+                "SCOPENET_DATABASE_URL": ep.database_url,
+                "SCOPENET_NATS_URL": ep.nats_url,
+                "SCOPENET_LOG_LEVEL": "warning",
+            }
+            procs = [
+                subprocess.Popen([sys.executable, "-m", "scopenet.services.cli", "service", svc], env=env)
+                for svc in SERVICES
+            ]
+            try:
+                ok = asyncio.run(run(ep.nats_url))
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(timeout=15)
+    finally:
+        if not keep and state_dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    sys.exit(0 if ok else 1)
 
 
 @cli.group()

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
 from scopenet.infra.select import Endpoints, endpoints
 
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError, NoRespondersError, TimeoutError
 from pydantic import BaseModel
+
 from scopenet.bus.errors import ERROR_CODE_HEADER, ERROR_HEADER
 from scopenet.contracts.subjects import Endpoint
 from scopenet.errors import DomainError, TransientError, from_reply

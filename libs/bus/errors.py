@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import ValidationError
+
 from scopenet.contracts.base import ErrorBody, ErrorReply
 from scopenet.errors import BadRequest, DomainError, TransientError
 

@@ -7,6 +7,7 @@ import contextlib
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
+
 from scopenet.contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
 
 DUPLICATE_WINDOW = 120.0  # seconds; JetStream's default, stated so it is visible

@@ -25,6 +25,7 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
+
 from scopenet.bus.errors import from_validation, reply_for
 from scopenet.contracts.subjects import Endpoint
 from scopenet.errors import DomainError, InternalError, TransientError

@@ -21,6 +21,7 @@ import structlog
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
+
 from scopenet.bus.jetstream import publish
 from scopenet.contracts.subjects import EventSpec
 
@@ -85,6 +86,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._log = structlog.get_logger("bus.outbox").bind(service=schema)
         self.drained = asyncio.Event()
+        self._channel = f"{schema}_outbox"
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
 
     async def run(self) -> None:
         listener = await self._listen()
@@ -111,12 +116,13 @@ class OutboxRelay:
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):
+                    await listener.remove_listener(self._channel, self._notified)
                     await self.pool.release(listener)
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
             conn: asyncpg.Connection = await self.pool.acquire()
-            await conn.add_listener(f"{self.schema}_outbox", lambda *_: self._wake.set())
+            await conn.add_listener(self._channel, self._notified)
             return conn
         except Exception:
             return None

@@ -86,5 +86,7 @@ class Event(Contract):
     id: UUID
     type: str
     occurred_at: datetime
-    resource: dict[str, Any]
-    previous: dict[str, Any] | None = None
+    resource: Any
+    """The resource as it is after the change (each event type narrows this to its model)."""
+    previous: Any = None
+    """The resource before an update, when the subscriber may need to compare."""

@@ -11,6 +11,7 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import Field
+
 from scopenet.contracts.base import (
     ByIdCommand,
     Command,
@@ -314,28 +315,28 @@ class RbacList(Contract):
 
 
 class AddressScopeEvent(Event):
-    resource: AddressScope  # type: ignore[assignment]
-    previous: AddressScope | None = None  # type: ignore[assignment]
+    resource: AddressScope
+    previous: AddressScope | None = None
 
 
 class SubnetPoolEvent(Event):
-    resource: SubnetPool  # type: ignore[assignment]
-    previous: SubnetPool | None = None  # type: ignore[assignment]
+    resource: SubnetPool
+    previous: SubnetPool | None = None
 
 
 class SubnetEvent(Event):
-    resource: Subnet  # type: ignore[assignment]
-    previous: Subnet | None = None  # type: ignore[assignment]
+    resource: Subnet
+    previous: Subnet | None = None
 
 
 class IpAllocationEvent(Event):
-    resource: IpAllocation  # type: ignore[assignment]
-    previous: None = None  # type: ignore[assignment]
+    resource: IpAllocation
+    previous: None = None
 
 
 class RbacEvent(Event):
-    resource: RbacPolicy  # type: ignore[assignment]
-    previous: RbacPolicy | None = None  # type: ignore[assignment]
+    resource: RbacPolicy
+    previous: RbacPolicy | None = None
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import Field
+
 from scopenet.contracts.base import Command, Contract
 
 ROUTERS_STREAM = "SCOPENET_ROUTERS"

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydantic import BaseModel
+
 from scopenet.contracts import ipam as m
+from scopenet.contracts import routerspec as rs
+from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ErrorReply, ListCommand
 
 PREFIX = "scopenet.v1"
@@ -150,8 +153,72 @@ IPAM_EVENTS: tuple[EventSpec, ...] = tuple(
     if not (resource == "ip_allocation" and action == "updated")
 )
 
-ALL_ENDPOINTS: tuple[Endpoint, ...] = IPAM_ENDPOINTS
-ALL_EVENTS: tuple[EventSpec, ...] = IPAM_EVENTS
+TOPOLOGY_ENDPOINTS: tuple[Endpoint, ...] = (
+    *_crud(
+        "topology", "network", create=t.NetworkCreate, update=t.NetworkUpdate, one=t.NetworkReply, many=t.NetworkList
+    ),
+    *_crud("topology", "subnet", create=t.SubnetCreate, update=t.SubnetUpdate, one=t.SubnetReply, many=t.SubnetList),
+    *_crud("topology", "port", create=t.PortCreate, update=t.PortUpdate, one=t.PortReply, many=t.PortList),
+    *_crud("topology", "router", create=t.RouterCreate, update=t.RouterUpdate, one=t.RouterReply, many=t.RouterList),
+    Endpoint(
+        "topology",
+        "router",
+        "add_router_interface",
+        t.RouterInterface,
+        t.RouterInterfaceInfo,
+        "attach a subnet (a port with the subnet's gateway IP) or an existing port to a router",
+    ),
+    Endpoint(
+        "topology",
+        "router",
+        "remove_router_interface",
+        t.RouterInterface,
+        t.RouterInterfaceInfo,
+        "detach a subnet or a port from a router",
+    ),
+    Endpoint("topology", "router", "spec", ByIdCommand, rs.RouterSpec, "the router's current RouterSpec (admin)"),
+    *_crud(
+        "topology",
+        "floatingip",
+        create=t.FloatingIpCreate,
+        update=t.FloatingIpUpdate,
+        one=t.FloatingIpReply,
+        many=t.FloatingIpList,
+    ),
+    *_crud(
+        "topology",
+        "rbac_policy",
+        create=t.NetworkRbacCreate,
+        update=t.NetworkRbacUpdate,
+        one=t.NetworkRbacReply,
+        many=t.NetworkRbacList,
+    ),
+    Endpoint("topology", "agent", "list", ListCommand, t.AgentList, "L3 agents seen in the heartbeat bucket (admin)"),
+    Endpoint(
+        "topology",
+        "router_status",
+        "report",
+        rs.RouterStatusReport,
+        t.RouterStatusAck,
+        "an agent reports the outcome of applying a RouterSpec (ACTIVE, or ERROR with a reason)",
+    ),
+)
+
+TOPOLOGY_EVENTS: tuple[EventSpec, ...] = tuple(
+    EventSpec(resource, action, model)
+    for resource, model in (
+        ("network", t.NetworkEvent),
+        ("topology_subnet", t.TopologySubnetEvent),
+        ("port", t.PortEvent),
+        ("router", t.RouterEvent),
+        ("floatingip", t.FloatingIpEvent),
+        ("network_rbac", t.NetworkRbacEvent),
+    )
+    for action in ("created", "updated", "deleted")
+)
+
+ALL_ENDPOINTS: tuple[Endpoint, ...] = IPAM_ENDPOINTS + TOPOLOGY_ENDPOINTS
+ALL_EVENTS: tuple[EventSpec, ...] = IPAM_EVENTS + TOPOLOGY_EVENTS
 ERROR_REPLY = ErrorReply
 
 

@@ -81,7 +81,7 @@ def postgres_server(data_dir: Path) -> Iterator[str]:
     import pgserver  # heavy import, only when embedded Postgres is wanted
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
     try:
         yield server.get_uri()
     finally:

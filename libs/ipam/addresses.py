@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange, IPSet
+
 from scopenet.errors import BadRequest, Conflict, InvalidInput
 from scopenet.ipam.prefixes import Version, parse_cidr
 
@@ -100,8 +101,10 @@ def _parse_gateway(raw: str, cidr: IPNetwork, *, from_pool_any: bool) -> IPAddre
     return gw
 
 
-def _pool_error(item: object, type_: str = "InvalidAllocationPool") -> BadRequest:
-    return BadRequest(f"The allocation pool {item} is not valid.", type=type_, field="allocation_pools")
+def _pool_error(item: object) -> BadRequest:
+    return BadRequest(
+        f"The allocation pool {item} is not valid.", type="InvalidAllocationPool", field="allocation_pools"
+    )
 
 
 def _parse_pool(item: object, version: int) -> IPRange:

@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from netaddr import IPNetwork, IPSet
+
 from scopenet.errors import BadRequest, Conflict
 from scopenet.ipam.prefixes import MAX_PREFIXLEN, Version, compact
 
@@ -40,7 +41,8 @@ def _check_request_len(prefixlen: int, version: int | None) -> None:
     """A length beyond the family's width is Neutron's 400 ``AddrFormatError`` (rule 41), not a 409."""
     bits = MAX_PREFIXLEN[version] if version is not None else 128
     if isinstance(prefixlen, bool) or not isinstance(prefixlen, int) or not 0 <= prefixlen <= bits:
-        raise BadRequest(f"Invalid prefix length /{prefixlen} for IPv{version or '?'}", type="AddrFormatError")
+        family = f" for IPv{version}" if version is not None else ""
+        raise BadRequest(f"Invalid prefix length /{prefixlen}{family}", type="AddrFormatError", field="prefixlen")
 
 
 def _check_request_version(cidr: IPNetwork, version: int | None) -> None:

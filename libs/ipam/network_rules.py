@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from netaddr import IPNetwork
+
 from scopenet.errors import BadRequest, InvalidInput
 
 

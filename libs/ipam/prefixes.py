@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Literal
 
 from netaddr import AddrFormatError, IPNetwork, IPSet, cidr_merge
+
 from scopenet.errors import BadRequest, Conflict, InvalidInput
 
 MAX_PREFIXES = 1000

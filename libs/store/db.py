@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 
 import asyncpg
+
 from scopenet.errors import Conflict, TransientError
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import BadRequest, Conflict
@@ -56,7 +57,7 @@ class AddressScopes:
             raise not_found("address_scope", cmd.id)
         return m.AddressScopeReply(address_scope=store.scope_view(row))
 
-    async def list(self, cmd: ListCommand) -> m.AddressScopeList:
+    async def list_(self, cmd: ListCommand) -> m.AddressScopeList:
         async with db_errors(), self.db.acquire() as conn:
             rows = await store.scopes(conn, project=cmd.context.project_id, admin=cmd.context.is_admin)
         views = [store.scope_view(r) for r in rows]
@@ -72,7 +73,7 @@ class AddressScopes:
             if row is None:
                 raise not_found("address_scope", cmd.id)
             require_owner(ctx, row["project_id"], "update", "address_scope")
-            before = store.scope_view(await store.scope(conn, cmd.id, project=NOBODY, admin=True))  # type: ignore[arg-type]
+            before = store.scope_view(store.must(await store.scope(conn, cmd.id, project=NOBODY, admin=True)))
             globally_shared = before.shared
             if "shared" in given and body.shared is False and globally_shared:
                 raise BadRequest(
@@ -118,7 +119,7 @@ class AddressScopes:
                     f"({users} pool(s)).",
                     type="AddressScopeInUse",
                 )
-            view = store.scope_view(await store.scope(conn, cmd.id, project=NOBODY, admin=True))  # type: ignore[arg-type]
+            view = store.scope_view(store.must(await store.scope(conn, cmd.id, project=NOBODY, admin=True)))
             await conn.execute("DELETE FROM rbac_policies WHERE object_id = $1", cmd.id)
             await conn.execute("DELETE FROM address_scopes WHERE id = $1", cmd.id)
             await emit(conn, "address_scope", "deleted", view)

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 from pydantic import BaseModel
+
 from scopenet.bus.outbox import enqueue, event_row
 from scopenet.contracts.subjects import event
 
@@ -20,3 +21,9 @@ async def emit(
     row = event_row(event(resource, action), view, previous)
     await enqueue(conn, [row])
     return row[0]
+
+
+async def emit_many(conn: asyncpg.Connection, resource: str, action: str, views: list[BaseModel]) -> None:
+    """One round trip for a whole batch of events (group commit writes many at once)."""
+    spec = event(resource, action)
+    await enqueue(conn, [event_row(spec, v) for v in views])

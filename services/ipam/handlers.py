@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+
 from scopenet.bus.micro import Route
 from scopenet.contracts.subjects import IPAM_ENDPOINTS
 from scopenet.services.ipam.address_scopes import AddressScopes
@@ -20,4 +21,6 @@ def routes(db: asyncpg.Pool) -> list[Route]:
         "ip": Ips(db),
         "rbac_policy": Rbac(db),
     }
-    return [Route(ep, getattr(by_resource[ep.resource], ep.verb)) for ep in IPAM_ENDPOINTS]
+    # ``list`` is a builtin worth keeping usable inside the classes: that verb's method is ``list_``.
+    return [Route(ep, getattr(by_resource[ep.resource], "list_" if ep.verb == "list" else ep.verb))
+            for ep in IPAM_ENDPOINTS]

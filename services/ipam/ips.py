@@ -12,13 +12,14 @@ from collections.abc import Hashable
 
 import asyncpg
 from netaddr import IPAddress, IPNetwork, IPRange
+
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ListCommand
 from scopenet.errors import BadRequest, DomainError
 from scopenet.ipam.addresses import FreeAddresses
 from scopenet.services.ipam import store
 from scopenet.services.ipam.batching import Batcher, Item
-from scopenet.services.ipam.events import emit
+from scopenet.services.ipam.events import emit_many
 from scopenet.services.ipam.policy import not_found
 from scopenet.store.db import db_errors
 
@@ -91,8 +92,7 @@ class Ips:
                         "UPDATE subnets SET alloc_version = alloc_version + 1 WHERE id = $1 RETURNING alloc_version",
                         subnet_id,
                     )
-                    for a in new:
-                        await emit(conn, "ip_allocation", "created", a)
+                    await emit_many(conn, "ip_allocation", "created", list(new))
             if new:
                 self._free[subnet_id] = (version, free)
         except BaseException:
@@ -144,11 +144,10 @@ class Ips:
                     "UPDATE subnets SET alloc_version = alloc_version + 1 WHERE id = ANY($1::uuid[])",
                     list({a.subnet_id for a in gone}),
                 )
-            for a in gone:
-                await emit(conn, "ip_allocation", "deleted", a)
+            await emit_many(conn, "ip_allocation", "deleted", list(gone))
         return m.IpAllocationList(allocations=gone)
 
-    async def list(self, cmd: ListCommand) -> m.IpAllocationList:
+    async def list_(self, cmd: ListCommand) -> m.IpAllocationList:
         port = cmd.filters.get("port_id")
         subnet = cmd.filters.get("subnet_id")
         unknown = set(cmd.filters) - {"port_id", "subnet_id"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import BadRequest, Conflict, InvalidInput, NotAuthorized
@@ -72,7 +73,7 @@ class Rbac:
             row = await self._visible(conn, cmd.context, cmd.id)
         return m.RbacReply(rbac_policy=store.rbac_view(row))
 
-    async def list(self, cmd: ListCommand) -> m.RbacList:
+    async def list_(self, cmd: ListCommand) -> m.RbacList:
         ctx = cmd.context
         async with db_errors(), self.db.acquire() as conn:
             rows = await store.rbac_rows(conn, "$1 OR project_id = $2", ctx.is_admin, ctx.project_id)
@@ -109,7 +110,7 @@ class Rbac:
 
     async def _visible(self, conn: asyncpg.Connection, ctx: CallContext, id_: uuid.UUID) -> asyncpg.Record:
         rows = await store.rbac_rows(
-            conn, "id = $1 AND ($2 OR project_id = $3) FOR UPDATE", id_, ctx.is_admin, ctx.project_id
+            conn, "id = $1 AND ($2 OR project_id = $3)", id_, ctx.is_admin, ctx.project_id, lock=True
         )
         if not rows:
             raise not_found("rbac_policy", id_)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
+
 from scopenet.contracts import ipam as m
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 _SHARED = """EXISTS (SELECT 1 FROM rbac_policies r WHERE r.object_id = {t}.id
                  AND r.target_project IN ('*', $1))"""
@@ -24,6 +25,13 @@ def _visible(t: str) -> str:
 
 
 # ---------------------------------------------------------------- views
+
+
+def must(row: asyncpg.Record | None) -> asyncpg.Record:
+    """A row the caller just read or wrote under lock: its absence is a bug, not a 404."""
+    if row is None:
+        raise RuntimeError("row vanished inside its own transaction")
+    return row
 
 
 def scope_view(row: asyncpg.Record) -> m.AddressScope:
@@ -197,14 +205,13 @@ async def rekey_pool(conn: Conn, pool_id: UUID, pool_seq: int, mark_id: int | No
 _SUBNET_COLS = "s.*, (SELECT p.address_scope_id FROM subnetpools p WHERE p.id = s.subnetpool_id) AS address_scope_id"
 
 
-async def subnets(conn: Conn, where: str, *args: Any) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(f"SELECT {_SUBNET_COLS} FROM subnets s WHERE {where} ORDER BY s.created_at, s.id", *args)
-    )
+async def subnets(conn: Conn, where: str, *args: Any, lock: bool = False) -> list[asyncpg.Record]:
+    sql = f"SELECT {_SUBNET_COLS} FROM subnets s WHERE {where} ORDER BY s.created_at, s.id"
+    return list(await conn.fetch(sql + (" FOR UPDATE OF s" if lock else ""), *args))
 
 
 async def subnet(conn: Conn, id_: UUID, *, lock: bool = False) -> asyncpg.Record | None:
-    rows = await subnets(conn, "s.id = $1" + (" FOR UPDATE OF s" if lock else ""), id_)
+    rows = await subnets(conn, "s.id = $1", id_, lock=lock)
     return rows[0] if rows else None
 
 
@@ -218,8 +225,9 @@ async def project_usage(conn: Conn, pool_id: UUID, project_id: str) -> list[str]
 # ---------------------------------------------------------------- RBAC
 
 
-async def rbac_rows(conn: Conn, where: str, *args: Any) -> list[asyncpg.Record]:
-    return list(await conn.fetch(f"SELECT * FROM rbac_policies WHERE {where} ORDER BY id", *args))
+async def rbac_rows(conn: Conn, where: str, *args: Any, lock: bool = False) -> list[asyncpg.Record]:
+    sql = f"SELECT * FROM rbac_policies WHERE {where} ORDER BY id"
+    return list(await conn.fetch(sql + (" FOR UPDATE" if lock else ""), *args))
 
 
 async def insert_rbac(

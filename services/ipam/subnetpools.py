@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 from netaddr import IPNetwork
+
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, CallContext, Deleted, ListCommand
 from scopenet.errors import BadRequest, Conflict, InvalidInput, PreconditionFailed
@@ -35,7 +36,7 @@ class SubnetPools:
             raise not_found("subnetpool", cmd.id)
         return m.SubnetPoolReply(subnetpool=store.pool_view(row))
 
-    async def list(self, cmd: ListCommand) -> m.SubnetPoolList:
+    async def list_(self, cmd: ListCommand) -> m.SubnetPoolList:
         async with db_errors(), self.db.acquire() as conn:
             rows = await store.pools(conn, project=cmd.context.project_id, admin=cmd.context.is_admin)
         return m.SubnetPoolList(subnetpools=apply_filters([store.pool_view(r) for r in rows], cmd.filters))
@@ -154,7 +155,7 @@ class SubnetPools:
                     f"Constrained to {if_revision}, but current revision is {row['revision_number']}"
                 )
             await self._check_scope_owner(conn, ctx, row)
-            before = store.pool_view(await store.pool(conn, id_, project=NOBODY, admin=True))  # type: ignore[arg-type]
+            before = store.pool_view(store.must(await store.pool(conn, id_, project=NOBODY, admin=True)))
             old = [IPNetwork(p) for p in before.prefixes]
             new = old
             if "prefixes" in changes and changes["prefixes"] is not None:
@@ -242,7 +243,7 @@ class SubnetPools:
                     f"Unable to delete subnet pool: Subnet pool has existing allocations ({used} subnet(s))",
                     type="SubnetPoolDeleteError",
                 )
-            view = store.pool_view(await store.pool(conn, cmd.id, project=NOBODY, admin=True))  # type: ignore[arg-type]
+            view = store.pool_view(store.must(await store.pool(conn, cmd.id, project=NOBODY, admin=True)))
             await conn.execute("DELETE FROM rbac_policies WHERE object_id = $1", cmd.id)
             await conn.execute("DELETE FROM subnetpools WHERE id = $1", cmd.id)
             await emit(conn, "subnetpool", "deleted", view)

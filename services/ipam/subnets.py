@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 from netaddr import IPNetwork
+
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import BadRequest, Conflict, DomainError
@@ -26,7 +27,7 @@ from scopenet.ipam import prefixes as pfx
 from scopenet.ipam.network_rules import NetSubnet, check_new_subnet
 from scopenet.services.ipam import store
 from scopenet.services.ipam.batching import Batcher, Item
-from scopenet.services.ipam.events import emit
+from scopenet.services.ipam.events import emit, emit_many
 from scopenet.services.ipam.listing import apply_filters
 from scopenet.services.ipam.policy import not_found
 from scopenet.store.db import db_errors
@@ -58,8 +59,12 @@ def _pools_arg(cmd: m.SubnetAllocate) -> list[dict[str, str]] | None:
 
 async def lock_networks(conn: asyncpg.Connection, network_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[NetSubnet]]:
     """Serialise subnet creation per network (Neutron's network lock row) and load its subnets."""
-    for nid in sorted(network_ids):
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(nid))
+    # One round trip for all of a batch's networks, taken in a fixed order so batches never deadlock.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(n, 7)) FROM unnest($1::text[]) WITH ORDINALITY AS t(n, i) "
+        "ORDER BY i",
+        sorted(str(n) for n in network_ids),
+    )
     rows = await store.subnets(conn, "s.network_id = ANY($1::uuid[])", list(network_ids))
     out: dict[uuid.UUID, list[NetSubnet]] = {n: [] for n in network_ids}
     for r in rows:
@@ -90,12 +95,7 @@ class Subnets:
 
     def _replay(self, row: asyncpg.Record, cmd: m.SubnetAllocate) -> m.SubnetReply:
         """A retry of the same request gets the same allocation; another request is a conflict."""
-        if row["request"] != _request_json(cmd):
-            raise Conflict(
-                f"Subnet {cmd.subnet_id} already has an allocation ({row['cidr']}) made by a different request",
-                type="SubnetInUse",
-            )
-        return m.SubnetReply(subnet=store.subnet_view(row))
+        return _same_request(row["request"], store.subnet_view(row), cmd)
 
     async def _resolve(self, conn: asyncpg.Connection, cmd: m.SubnetAllocate) -> Plan:
         """Rule 39-41 and 45: which pool, which kind of request, and the static checks."""
@@ -185,14 +185,27 @@ class Subnets:
                 free = await self._free_space(conn, pool)
                 nets = await lock_networks(conn, {it.request.cmd.network_id for it in items})
                 usage = await self._usage(conn, pool, {it.request.cmd.project_id for it in items})
-                rows: list[tuple[m.Subnet, m.SubnetAllocate, int]] = []
+                rows: list[tuple[m.Subnet, m.SubnetAllocate, int | None]] = []
                 key_ = pool["mark_id"] if pool["mark_id"] is not None else -pool["seq"]
+                # Concurrent retries of one subnet_id all pass ``allocate``'s first look; settle them here,
+                # under the pool's lock: the first decides, the others replay it (or conflict).
+                decided = {
+                    r["id"]: (r["request"], store.subnet_view(r))
+                    for r in await store.subnets(
+                        conn, "s.id = ANY($1::uuid[])", [it.request.cmd.subnet_id for it in items]
+                    )
+                }
                 for it in items:
+                    cmd = it.request.cmd
                     try:
+                        if cmd.subnet_id in decided:
+                            results.append((it, _same_request(*decided[cmd.subnet_id], cmd)))
+                            continue
                         view = self._decide(it.request, pool, free, nets, usage)
                     except DomainError as exc:
                         results.append((it, exc))
                         continue
+                    decided[cmd.subnet_id] = (_request_json(cmd), view)
                     rows.append((view, it.request.cmd, key_))
                     results.append((it, m.SubnetReply(subnet=view)))
                 if rows:
@@ -227,8 +240,9 @@ class Subnets:
         try:
             new = NetSubnet(cmd.subnet_id, cidr, pool["id"], pool["address_scope_id"])
             check_new_subnet(cmd.network_id, nets[cmd.network_id], new)
+            # No cidr from the caller (even one derived from gateway_ip) is a pool request: rule 46's 409.
             gw, ranges = addr.subnet_defaults(
-                cidr, gateway_ip=_gateway_arg(cmd), allocation_pools=_pools_arg(cmd), from_pool_any=plan.cidr is None
+                cidr, gateway_ip=_gateway_arg(cmd), allocation_pools=_pools_arg(cmd), from_pool_any=cmd.cidr is None
             )
         except DomainError:
             free.release(cidr)
@@ -302,8 +316,7 @@ class Subnets:
                 for v, c, k in rows
             ],
         )
-        for v, _, _ in rows:
-            await emit(conn, "subnet", "created", v)
+        await emit_many(conn, "subnet", "created", [v for v, _, _ in rows])
 
     # ------------------------------------------------------------ other verbs
 
@@ -314,7 +327,7 @@ class Subnets:
             raise not_found("subnet", cmd.id)
         return m.SubnetReply(subnet=store.subnet_view(row))
 
-    async def list(self, cmd: ListCommand) -> m.SubnetList:
+    async def list_(self, cmd: ListCommand) -> m.SubnetList:
         async with db_errors(), self.db.acquire() as conn:
             rows = await store.subnets(conn, "TRUE")
         return m.SubnetList(subnets=apply_filters([store.subnet_view(r) for r in rows], cmd.filters))
@@ -353,7 +366,7 @@ class Subnets:
                 str(gw) if gw is not None else None,
                 _json([{"start": str(r[0]), "end": str(r[-1])} for r in ranges]),
             )
-            after = store.subnet_view(await store.subnet(conn, cmd.id))  # type: ignore[arg-type]
+            after = store.subnet_view(store.must(await store.subnet(conn, cmd.id)))
             await emit(conn, "subnet", "updated", after, before)
         return m.SubnetReply(subnet=after)
 
@@ -377,6 +390,15 @@ class Subnets:
                 )
             await emit(conn, "subnet", "deleted", view)
         return Deleted(id=cmd.id)
+
+
+def _same_request(request: Any, view: m.Subnet, cmd: m.SubnetAllocate) -> m.SubnetReply:
+    if request != _request_json(cmd):
+        raise Conflict(
+            f"Subnet {cmd.subnet_id} already has an allocation ({view.cidr}) made by a different request",
+            type="SubnetInUse",
+        )
+    return m.SubnetReply(subnet=view)
 
 
 def _json(value: Any) -> str:

@@ -337,6 +337,16 @@ class TestFreeAddresses:
         assert fa.free_count() == 2
         assert [fa.allocate(), fa.allocate()] == [got[0], got[2]]
 
+    def test_gateway_held_by_a_port_stays_reserved_after_release(self) -> None:
+        # Data from before the reservation (Neutron §9.14): a port holds the gateway; freeing it must not pool it.
+        cidr = IPNetwork("10.0.0.0/29")
+        gw = IPAddress("10.0.0.3")
+        fa = FreeAddresses([rng("10.0.0.1", "10.0.0.6")], [gw], [gw], cidr=cidr)
+        assert fa.free_count() == 5
+        fa.release(gw)
+        assert fa.free_count() == 5
+        assert "10.0.0.3" not in [str(fa.allocate()) for _ in range(5)]
+
     def test_release_of_unallocated_address(self) -> None:
         fa = slash29()
         with pytest.raises(ValueError, match="not allocated"):

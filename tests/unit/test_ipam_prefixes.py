@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import pytest
@@ -114,7 +115,7 @@ class TestNormalizePrefixes:
         got = normalize_prefixes([str(c) for c in cidrs])
         assert IPSet(got) == IPSet(cidrs)
         assert got == sorted(got, key=lambda n: n.first)
-        for a, b in zip(got, got[1:], strict=False):
+        for a, b in itertools.pairwise(got):
             assert a.last < b.first  # disjoint
             # maximal: two buddies would have been merged into their parent
             assert not (a.prefixlen == b.prefixlen and a.supernet(a.prefixlen - 1) == b.supernet(b.prefixlen - 1))
@@ -143,6 +144,7 @@ class TestPrefixBounds:
             (6, None, 129, None, "Illegal prefix bounds: max_prefixlen=129, ip_version_max=128."),
             (4, 16, 28, 8, "Illegal prefix bounds: default_prefixlen=8, min_prefixlen=16."),
             (4, 16, 28, 29, "Illegal prefix bounds: default_prefixlen=29, max_prefixlen=28."),
+            (4, None, None, 0, "Illegal prefix bounds: default_prefixlen=0, min_prefixlen=8."),
         ],
     )
     def test_illegal_bounds(self, version: int, mn: int | None, mx: int | None, df: int | None, message: str) -> None:

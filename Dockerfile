@@ -1,0 +1,11 @@
+# One image for every scopenet service: `scopenet service <name>` picks which one runs.
+FROM python:3.11-slim-bookworm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iproute2 nftables libnftables1 iputils-ping \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY libs ./libs
+COPY services ./services
+RUN pip install --no-cache-dir .
+ENTRYPOINT ["scopenet"]

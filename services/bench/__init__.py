@@ -1,0 +1,1 @@
+"""Benchmarks: each drives a running stack the way a client would and prints JSON."""

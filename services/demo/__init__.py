@@ -1,0 +1,1 @@
+"""``scopenet demo``: the seed document's walkthrough, end to end, on an embedded stack."""

@@ -1,0 +1,3 @@
+from scopenet.store.migrate import run_env
+
+run_env()
