@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# The Node.js publisher test (another system driving scopenet over NATS) needs npm's `nats`.
+	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --silent; \
+	 else echo "scopenet: npm not found: tests/node cannot be installed (install Node.js 18+)"; fi
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: str = Field(default="json", pattern="^(json|console)$")
 
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    """Replicas of the JetStream streams and buckets scopenet creates (3 on a 3-node NATS cluster)."""
+
     outbox_batch: int = Field(default=256, ge=1, le=10_000)
     """Events the outbox relay publishes per transaction."""
 

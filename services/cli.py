@@ -25,6 +25,8 @@ from scopenet.settings import Settings
 #: ``factory(settings, *, database_url, nats_url)`` that runs it until the block exits.
 SERVICE_APPS: dict[str, str] = {
     "ipam": "scopenet.services.ipam.app:ipam_service",
+    "topology": "scopenet.services.topology.app:topology_service",
+    "api": "scopenet.services.api.app:api_service",
 }
 SERVICES = tuple(SERVICE_APPS)
 
@@ -78,23 +80,43 @@ def cli() -> None:
     default=9696,
     envvar="SCOPENET_API_PORT",
     show_default=True,
-    help="HTTP API port (used once the API service exists)",
+    help="HTTP API port (Neutron v2.0 API)",
 )
-def up(state_dir: Path | None, api_port: int) -> None:
+@click.option(
+    "--tokens",
+    "tokens_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="SCOPENET_TOKENS_FILE",
+    help="API tokens file (YAML); default: <state dir>/tokens.yaml, written with an admin token on first start",
+)
+@click.option(
+    "--auth", type=click.Choice(["tokens", "noauth"]), default="tokens", envvar="SCOPENET_AUTH", show_default=True
+)
+def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: str) -> None:
     """Run the whole stack in the foreground (Ctrl-C stops everything)."""
+    from scopenet.services.api.bootstrap import prepare
+
     settings = _settings(state_dir)
     log.configure(level=settings.log_level, fmt="console")
+    try:
+        api = prepare(
+            state_dir=settings.state_dir, host=settings.api_host, port=api_port, auth=auth, tokens_file=tokens_file
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     with _infrastructure(settings) as ep:
         record = record_stack(settings.state_dir, database_url=ep.database_url, nats_url=ep.nats_url)
         click.echo(
             f"scopenet: Postgres {ep.database_url} and NATS {ep.nats_url} ({ep.source}); state in {settings.state_dir}"
         )
-        env = {**os.environ, "SCOPENET_DATABASE_URL": ep.database_url, "SCOPENET_NATS_URL": ep.nats_url}
+        env = {**os.environ, "SCOPENET_DATABASE_URL": ep.database_url, "SCOPENET_NATS_URL": ep.nats_url, **api.env}
         procs = {
             svc: subprocess.Popen([sys.executable, "-m", "scopenet.services.cli", "service", svc], env=env)
             for svc in SERVICES
         }
         click.echo(f"scopenet: started {', '.join(SERVICES)}; press Ctrl-C to stop")
+        click.echo("\n".join(api.lines))
         try:
             signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
             while all(p.poll() is None for p in procs.values()):
@@ -203,6 +225,21 @@ def bench() -> None:
 def bench_ipam(state_dir: Path | None, clients: str, per_level: int) -> None:
     """Prefix and IP allocations/s through the NATS command path."""
     from scopenet.services.bench.ipam import run
+
+    settings = _settings(state_dir)
+    levels = [int(c) for c in clients.split(",")]
+    with _infrastructure(settings) as ep:
+        result = asyncio.run(run(ep, levels=levels, per_level=per_level))
+    click.echo(json.dumps(result, indent=2))
+
+
+@bench.command("api")
+@state_dir_option
+@click.option("--clients", default="1,8,32", show_default=True, help="concurrency levels")
+@click.option("--requests", "per_level", default=1000, show_default=True, help="creations per level and kind")
+def bench_api(state_dir: Path | None, clients: str, per_level: int) -> None:
+    """The Neutron-compatible HTTP API: subnets/s, ports/s, GET and list latency."""
+    from scopenet.services.api.bench import run
 
     settings = _settings(state_dir)
     levels = [int(c) for c in clients.split(",")]

@@ -96,6 +96,7 @@ class OutboxRelay:
         delay = 0.05
         try:
             while True:
+                self._wake.clear()  # before reading, so a NOTIFY that lands during the batch is not lost
                 try:
                     sent = await self.publish_batch()
                     delay = 0.05
@@ -109,7 +110,6 @@ class OutboxRelay:
                 if sent == self.batch:
                     continue  # more waiting
                 self.drained.set()
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
                 self.drained.clear()

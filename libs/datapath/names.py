@@ -27,6 +27,8 @@ EXTERNAL_INGRESS_MARK = 0x2
 """Low 16 bits of the mark of packets that came in through the gateway (Neutron's ``0x2/0xffff``)."""
 
 IFNAMSIZ = 15
+LINK_GROUP = 0x73636E
+"""Link group of a router's own interfaces inside its namespace (so they can be removed at once)."""
 
 
 def namespace(router_id: UUID | str) -> str:

@@ -7,6 +7,7 @@ table are all it holds, so any number of replicas can serve behind a load balanc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
 from scopenet.health import HealthServer
 from scopenet.services.api import extensions, ipam, openapi, rbac, topology
 from scopenet.services.api.auth import Authenticator, load_tokens
@@ -49,7 +51,9 @@ def build_app(gw: Gateway, auth: Authenticator) -> web.Application:
 
     async def versions(request: web.Request) -> web.Response:
         base = f"{request.url.origin()}/v2.0/"
-        return json_response({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"href": base, "rel": "self"}]}]})
+        return json_response(
+            {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"href": base, "rel": "self"}]}]}
+        )
 
     async def v2(request: web.Request) -> web.Response:
         origin = request.url.origin()
@@ -114,7 +118,9 @@ class RunningApi:
 
 
 @asynccontextmanager
-async def api_service(settings: Settings, *, database_url: str | None = None, nats_url: str) -> AsyncIterator[RunningApi]:
+async def api_service(
+    settings: Settings, *, database_url: str | None = None, nats_url: str
+) -> AsyncIterator[RunningApi]:
     """Run the API until the block exits (``database_url`` is accepted and unused: no state)."""
     from scopenet.runtime import connect_nats
 
@@ -133,9 +139,7 @@ async def api_service(settings: Settings, *, database_url: str | None = None, na
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.api_host, settings.api_port)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        port = int(server.sockets[0].getsockname()[1])
+        port = int(runner.addresses[0][1])
 
         async def nats_ok() -> bool:
             return gw.connected
@@ -143,10 +147,8 @@ async def api_service(settings: Settings, *, database_url: str | None = None, na
         health = HealthServer({"nats": nats_ok})
         health_port = await health.start(settings.health_host, settings.health_port)
         stack.push_async_callback(health.stop)
-        for _ in range(50):  # give NATS a moment so the first requests do not see 503
-            if gw.connected:
-                break
-            await asyncio.sleep(0.1)
+        with contextlib.suppress(TimeoutError):  # give NATS a moment so the first requests do not see 503
+            await asyncio.wait_for(gw.ready.wait(), timeout=min(5.0, settings.request_timeout))
         log.info("api_ready", host=settings.api_host, port=port, health_port=health_port, auth=settings.auth)
         yield RunningApi(port=port, gateway=gw, app=app)
         log.info("api_stopping")

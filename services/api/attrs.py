@@ -9,6 +9,7 @@ services'; they answer with errors that name the field too.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from scopenet.errors import BadRequest
 
 Converter = Callable[[str, Any], Any]
+_INT = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 class _Missing:
@@ -57,6 +59,8 @@ def as_string(max_len: int | None = 255, *, nullable: bool = False) -> Converter
             raise invalid(name, f"'{_short(value)}' is not a valid string")
         if max_len is not None and len(value) > max_len:
             raise invalid(name, f"'{_short(value)}' exceeds maximum length of {max_len}")
+        if "\x00" in value:
+            raise invalid(name, "the string contains a NUL character")
         return value
 
     schema: dict[str, Any] = {"type": "string"} if max_len is None else {"type": "string", "maxLength": max_len}
@@ -105,7 +109,7 @@ def as_int(*, minimum: int | None = 0, maximum: int | None = None, nullable: boo
             raise invalid(name, f"'{_short(value)}' is not an integer")
         if isinstance(value, int):
             out = value
-        elif isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) < 20:
+        elif isinstance(value, str) and _INT.fullmatch(value.strip()):
             out = int(value)
         elif isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
             out = int(value)

@@ -21,12 +21,15 @@ from typing import Any
 import yaml
 from aiohttp import web
 from pydantic import ValidationError
+
 from scopenet.contracts.base import CallContext
 from scopenet.errors import DomainError
 
 #: Paths anyone may read: the version document, the API description and the probes.
 PUBLIC = ("/", "/openapi.json", "/livez", "/readyz", "/metrics")
 NOAUTH_PROJECT = "0" * 32
+CONTEXT = web.RequestKey("context", CallContext)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 class Unauthorized(DomainError):
@@ -55,7 +58,9 @@ def load_tokens(path: Path) -> list[_Entry]:
         raise TokensFileError(f"cannot read tokens file {path}: {exc}") from None
     tokens = doc.get("tokens") if isinstance(doc, dict) else None
     if not isinstance(tokens, dict) or not tokens:
-        raise TokensFileError(f"{path}: expected {{tokens: {{<token>: {{project_id, roles}}}}}} with one token at least")
+        raise TokensFileError(
+            f"{path}: expected {{tokens: {{<token>: {{project_id, roles}}}}}} with one token at least"
+        )
     out = []
     for i, (token, spec) in enumerate(tokens.items()):
         if not isinstance(token, str) or len(token) < 8:
@@ -132,10 +137,10 @@ def auth_middleware(auth: Authenticator) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = f"req-{uuid.uuid4()}"
-        request["request_id"] = rid
+        request[REQUEST_ID] = rid
         path = request.path.rstrip("/") or "/"
         if path not in PUBLIC:
-            request["context"] = auth.context(request.headers, rid)
+            request[CONTEXT] = auth.context(request.headers, rid)
         return await handler(request)
 
     return middleware

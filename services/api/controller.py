@@ -9,22 +9,24 @@ not a UUID is simply not found), then the service, which owns visibility and own
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
 from aiohttp import web
+
 from scopenet.contracts.base import CallContext
 from scopenet.errors import BadRequest, DomainError, NotAuthorized, NotFound
 from scopenet.services.api import query as lq
 from scopenet.services.api.attrs import as_list, as_string
+from scopenet.services.api.auth import CONTEXT
 from scopenet.services.api.spec import Resource, View
 
 _TAGS = as_list(as_string(255), max_items=50)
 
 
 def ctx_of(request: web.Request) -> CallContext:
-    ctx: CallContext = request["context"]
-    return ctx
+    return request[CONTEXT]
 
 
 def can_write(ctx: CallContext) -> bool:
@@ -42,9 +44,12 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise BadRequest("Resource body required", type="HTTPBadRequest")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = json.loads(raw)
+        # A lone surrogate ("\ud800") parses but cannot travel as UTF-8: refuse it here.
+        json.dumps(body, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError):
         raise BadRequest("Malformed request body: the body is not valid JSON", type="HTTPBadRequest") from None
+    return body
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -61,7 +66,7 @@ def if_match(request: web.Request, resource: Resource) -> int | None:
         raise BadRequest("Multiple revision_number etags are not supported.", type="HTTPBadRequest")
     if not resource.revisions:
         raise BadRequest("Revision matching not supported for this resource", type="HTTPBadRequest")
-    if not revs[0].isdigit() or len(revs[0]) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", revs[0]):
         raise BadRequest("Revision number etags must be integers", type="HTTPBadRequest")
     return int(revs[0])
 
@@ -73,7 +78,7 @@ class Controller:
     def routes(self, prefix: str = "/v2.0") -> list[web.RouteDef]:
         base = f"{prefix}/{self.r.collection}"
         item = base + "/{id}"
-        out = [web.get(base, self.list, allow_head=False), web.get(item, self.show, allow_head=False)]
+        out = [web.get(base, self.index, allow_head=False), web.get(item, self.show, allow_head=False)]
         if self.r.writable:
             out += [web.post(base, self.create), web.put(item, self.update), web.delete(item, self.delete)]
         if self.r.tags:
@@ -103,7 +108,9 @@ class Controller:
             raise BadRequest(f"Invalid data for {self.r.singular}: expected an object", type="HTTPBadRequest")
         unknown = [k for k in item if self.r.attr(k) is None]
         if unknown:
-            raise BadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'", type="HTTPBadRequest", field=unknown[0])
+            raise BadRequest(
+                f"Unrecognized attribute(s) '{', '.join(unknown)}'", type="HTTPBadRequest", field=unknown[0]
+            )
         out: View = {}
         for key, value in item.items():
             attr = self.r.attr(key)
@@ -134,7 +141,9 @@ class Controller:
             raise BadRequest(f"Invalid data for {self.r.singular}: expected an object", type="HTTPBadRequest")
         unknown = [k for k in item if self.r.attr(k) is None]
         if unknown:
-            raise BadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'", type="HTTPBadRequest", field=unknown[0])
+            raise BadRequest(
+                f"Unrecognized attribute(s) '{', '.join(unknown)}'", type="HTTPBadRequest", field=unknown[0]
+            )
         out: View = {}
         for key, value in item.items():
             attr = self.r.attr(key)
@@ -161,7 +170,7 @@ class Controller:
 
     # ------------------------------------------------------------ verbs
 
-    async def list(self, request: web.Request) -> web.Response:
+    async def index(self, request: web.Request) -> web.Response:
         ctx = ctx_of(request)
         q = lq.parse(self.r, request.query)
         items = await self.r.backend.list(ctx, q.filters)
@@ -270,7 +279,7 @@ class Controller:
         ctx = ctx_of(request)
         body = await read_json(request)
         if not isinstance(body, dict) or set(body) != {"tags"}:
-            raise BadRequest("Invalid tags body: expected {\"tags\": [...]}", type="HTTPBadRequest", field="tags")
+            raise BadRequest('Invalid tags body: expected {"tags": [...]}', type="HTTPBadRequest", field="tags")
         tags = list(dict.fromkeys(_TAGS("tags", body["tags"])))
         id_ = self._id(request)
         require_writer(ctx, "update", self.r)

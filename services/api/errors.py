@@ -8,13 +8,16 @@ Anything else is a bug of ours: it is logged with its traceback and answered 500
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
-from scopenet.errors import DomainError, TransientError
+
+from scopenet.errors import BadRequest, DomainError, TransientError
+from scopenet.services.api.auth import REQUEST_ID
 
 log = structlog.get_logger("api")
 
@@ -55,8 +58,6 @@ def from_exception(exc: BaseException) -> web.Response:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost layer: map every exception to a Neutron error body and count the request."""
-    import time
-
     started = time.perf_counter()
     status = 500
     try:
@@ -75,7 +76,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.exception("api_request_failed", method=request.method, path=request.path)
             response = error_response(500, "HTTPInternalServerError", "Request Failed: internal server error")
         status = response.status
-        rid = request.get("request_id")
+        rid = request.get(REQUEST_ID)
         if rid:
             response.headers["X-Openstack-Request-Id"] = rid
         return response
@@ -85,8 +86,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def bad_request(message: str, *, field: str | None = None, type_: str = "HTTPBadRequest") -> DomainError:
-    from scopenet.errors import BadRequest
-
     return BadRequest(message, type=type_, field=field)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
+
 from scopenet.errors import NotFound
 from scopenet.services.api.controller import json_response
 
@@ -36,27 +37,69 @@ class Extension:
 COMMON = (
     Extension("address-scope", "Address scope", "Address scopes extension."),
     Extension("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
-    Extension("subnetpool-prefix-ops", "Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools"),
-    Extension("rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."),
+    Extension(
+        "subnetpool-prefix-ops",
+        "Subnet Pool Prefix Operations",
+        "Provides support for adjusting the prefix list of subnet pools",
+    ),
+    Extension(
+        "rbac-policies",
+        "RBAC Policies",
+        "Allows creation and modification of policies that control tenant access to resources.",
+    ),
     Extension("rbac-address-scope", "Add address_scope type to RBAC", "Add address_scope type to RBAC"),
     Extension("rbac-subnetpool", "Add subnetpool type to RBAC", "Add subnetpool type to RBAC"),
-    Extension("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"),
-    Extension("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."),
-    Extension("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
-    Extension("standard-attr-tag", "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip", "Enables to set tag on resources with standard attribute."),
-    Extension("revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."),
+    Extension(
+        "standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"
+    ),
+    Extension(
+        "standard-attr-revisions",
+        "Resource revision numbers",
+        "This extension will display the revision number of neutron resources.",
+    ),
+    Extension(
+        "standard-attr-timestamp",
+        "Resource timestamps",
+        "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.",
+    ),
+    Extension(
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute: subnet, router, network, subnetpool, port, floatingip",
+        "Enables to set tag on resources with standard attribute.",
+    ),
+    Extension(
+        "revision-if-match",
+        "If-Match constraints based on revision_number",
+        "Extension indicating that If-Match based on revision_number is supported.",
+    ),
     Extension("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
     Extension("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
     Extension("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
     Extension("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
-    Extension("subnetpool-ip-availability", "Subnet pool IP availability", "scopenet: allocated vs free addresses of every subnet pool."),
+    Extension(
+        "subnetpool-ip-availability",
+        "Subnet pool IP availability",
+        "scopenet: allocated vs free addresses of every subnet pool.",
+    ),
 )
 
 TOPOLOGY = (
+    Extension("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
     Extension("external-net", "Neutron external network", "Adds external network attribute to network resource."),
-    Extension("router", "Neutron L3 Router", "Router abstraction for Layer 3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."),
-    Extension("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"),
-    Extension("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."),
+    Extension(
+        "router",
+        "Neutron L3 Router",
+        "Router abstraction for Layer 3 forwarding between L2 Neutron networks and access to "
+        "external networks via a NAT gateway.",
+    ),
+    Extension(
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway",
+    ),
+    Extension(
+        "default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."
+    ),
 )
 
 

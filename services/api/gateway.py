@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from nats.aio.client import Client as NATS
 from pydantic import BaseModel, ValidationError
+
 from scopenet.bus.client import BusClient
 from scopenet.bus.errors import from_validation
 from scopenet.contracts.base import CallContext
@@ -43,6 +44,8 @@ class Gateway:
         self.timeout = timeout
         self.nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        """Set once the first connection is up."""
 
     def start(self, url: str, connect: Any) -> None:
         """``connect(url)`` is awaited in the background until it succeeds."""
@@ -51,6 +54,7 @@ class Gateway:
             while True:
                 try:
                     self.nc = await connect(url)
+                    self.ready.set()
                     log.info("api_nats_connected")
                     return
                 except asyncio.CancelledError:

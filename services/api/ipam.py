@@ -89,7 +89,7 @@ class SubnetPools:
             prefixes = body.get("prefixes") if isinstance(body, dict) else None
             if not isinstance(prefixes, list) or not prefixes or not all(isinstance(p, str) for p in prefixes):
                 raise BadRequest(
-                    "Request body contains invalid data: expected {\"prefixes\": [<cidr>, ...]}",
+                    'Request body contains invalid data: expected {"prefixes": [<cidr>, ...]}',
                     type="HTTPBadRequest",
                     field="prefixes",
                 )
@@ -200,7 +200,10 @@ def resources(gw: Gateway) -> list[Resource]:
         not_found_text="Subnet pool {} could not be found.",
         tags=True,
         marker_must_exist=False,
-        actions={"add_prefixes": pools_backend.action("add_prefixes"), "remove_prefixes": pools_backend.action("remove_prefixes")},
+        actions={
+            "add_prefixes": pools_backend.action("add_prefixes"),
+            "remove_prefixes": pools_backend.action("remove_prefixes"),
+        },
         render=_pool_render,
         doc="Subnet pools: the prefixes subnets are allocated from.",
     )
@@ -234,7 +237,7 @@ def resources(gw: Gateway) -> list[Resource]:
     return [scopes, pools, usage]
 
 
-def USAGE_NOT_FOUND(id_: str) -> Exception:  # noqa: N802 - reads like the exception it builds
+def USAGE_NOT_FOUND(id_: str) -> Exception:
     from scopenet.errors import NotFound
 
     return NotFound(f"Subnet pool {id_} could not be found.", type="SubnetPoolNotFound")

@@ -45,7 +45,16 @@ def _wrapped(key: str, inner: dict[str, Any]) -> dict[str, Any]:
 
 
 def _item(r: Resource) -> dict[str, Any]:
-    return {"type": "object", "required": ["id"] if r.attr("id") else [], "properties": {"id": {"type": "string"}}}
+    # ``id`` is not required: ``fields=`` may leave it out.
+    return {"type": "object", "properties": {"id": {"type": "string"}}}
+
+
+def _links(r: Resource) -> dict[str, Any]:
+    """OpenAPI links from a created item to the operations on it (stateful testing follows them)."""
+    param = {"id": f"$response.body#/{r.singular}/id"}
+    ops = [f"show_{r.singular}", f"update_{r.singular}", f"delete_{r.singular}"]
+    ops += [f"{name}_{r.singular}" for name in r.actions]
+    return {op: {"operationId": op, "parameters": param} for op in ops}
 
 
 def _body(r: Resource, verb: str) -> dict[str, Any]:
@@ -90,7 +99,7 @@ def _paths(r: Resource) -> dict[str, Any]:
             "tags": [tag],
             "operationId": f"create_{r.singular}",
             "requestBody": {"required": True, "content": {"application/json": {"schema": _body(r, "post")}}},
-            "responses": {"201": _json(one, "created"), **_ERRORS},
+            "responses": {"201": {**_json(one, "created"), "links": _links(r)}, **_ERRORS},
         }
         paths[item]["put"] = {
             "tags": [tag],
@@ -151,7 +160,10 @@ def document(resources: list[Resource], *, version: str) -> dict[str, Any]:
         "/v2.0/extensions": {
             "get": {
                 "operationId": "list_extensions",
-                "responses": {"200": _json(_wrapped("extensions", {"type": "array"}), "implemented extensions"), **_ERRORS},
+                "responses": {
+                    "200": _json(_wrapped("extensions", {"type": "array"}), "implemented extensions"),
+                    **_ERRORS,
+                },
             }
         },
         "/v2.0/extensions/{alias}": {

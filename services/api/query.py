@@ -7,11 +7,13 @@ page of a 10,000-item collection costs one service call and one sort.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from multidict import MultiMapping
+
 from scopenet.errors import BadRequest
 from scopenet.services.api.spec import Resource, View
 
@@ -63,7 +65,7 @@ def parse(resource: Resource, query: MultiMapping[str]) -> ListQuery:
         q.sort.append((k, d == "asc"))
     if "limit" in query:
         raw = query.getall("limit")[-1]
-        if not raw.strip().isdigit() or len(raw) > 18:
+        if not re.fullmatch(r"[0-9]{1,18}", raw.strip()):
             raise BadRequest(f"Limit must be an integer 0 or greater and not '{raw[:32]}'", type="HTTPBadRequest")
         q.limit = int(raw)
     if "marker" in query:
@@ -138,7 +140,11 @@ def order(items: list[View], q: ListQuery) -> list[View]:
     if q.limit and not any(k == "id" for k, _ in sort):
         sort.append(("id", True))
     for key, ascending in reversed(sort):  # stable sorts, least significant key first
-        items = sorted(items, key=lambda i, k=key: _key(i.get(k)), reverse=not ascending)
+
+        def by(item: View, k: str = key) -> tuple[int, Any]:
+            return _key(item.get(k))
+
+        items = sorted(items, key=by, reverse=not ascending)
     return items
 
 

@@ -29,6 +29,11 @@ from scopenet.services.api.gateway import Gateway
 from scopenet.services.api.ipam import dump
 from scopenet.services.api.spec import Resource, View
 
+PUSHDOWN = frozenset(
+    {"id", "name", "network_id", "device_id", "device_owner", "subnetpool_id", "router_id", "port_id",
+     "floating_network_id", "project_id", "tenant_id"}
+)  # fmt: skip
+
 
 class TopologyBackend:
     def __init__(self, gw: Gateway, resource: str) -> None:
@@ -45,7 +50,10 @@ class TopologyBackend:
         return self._one(await self.gw.call("topology", self.resource, "get", ctx, id=id_))
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
-        reply = await self.gw.call("topology", self.resource, "list", ctx)
+        # Plain id/name equality narrows the service's answer (a port list by network or device
+        # is the common case); everything else is filtered here, and these filters again too.
+        pushed = {k: [str(x) for x in v] for k, v in filters.items() if k in PUSHDOWN}
+        reply = await self.gw.call("topology", self.resource, "list", ctx, filters=pushed)
         return [dump(item) for item in getattr(reply, self.resource + "s")]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
@@ -88,7 +96,7 @@ class Routers(TopologyBackend):
         async def run(ctx: CallContext, id_: str, body: Any) -> tuple[int, Any]:
             if not isinstance(body, dict) or set(body) - {"subnet_id", "port_id"}:
                 raise BadRequest(
-                    "Request body contains invalid data: expected {\"subnet_id\": ...} or {\"port_id\": ...}",
+                    'Request body contains invalid data: expected {"subnet_id": ...} or {"port_id": ...}',
                     type="HTTPBadRequest",
                 )
             ids = {k: as_uuid()(k, v) for k, v in body.items()}
@@ -124,7 +132,15 @@ def resources(gw: Gateway) -> list[Resource]:
             *project_attrs(),
             Attr("admin_state_up", as_bool, put=True, filter_convert=True),
             Attr("shared", as_bool, put=True, default=False, admin_post=True, admin_put=True, filter_convert=True),
-            Attr("router:external", as_bool, put=True, default=False, admin_post=True, admin_put=True, filter_convert=True),
+            Attr(
+                "router:external",
+                as_bool,
+                put=True,
+                default=False,
+                admin_post=True,
+                admin_put=True,
+                filter_convert=True,
+            ),
             Attr("mtu", as_int(), put=True, filter_convert=True),
             Attr("provider:network_type", s255, default=None, admin_post=True),
             ro("provider:physical_network"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Hashable
+from datetime import datetime
 
 import asyncpg
 from netaddr import IPAddress, IPNetwork, IPRange
@@ -28,7 +29,9 @@ class Ips:
     def __init__(self, db: asyncpg.Pool) -> None:
         self.db = db
         self._batcher = Batcher(self._subnet_batch)
-        self._free: dict[uuid.UUID, tuple[int, FreeAddresses]] = {}
+        # Keyed by subnet id, valid for one (alloc_version, created_at): a subnet id may be released and
+        # allocated again, and the new row starts over at alloc_version 0.
+        self._free: dict[uuid.UUID, tuple[tuple[int, datetime], FreeAddresses]] = {}
 
     async def allocate(self, cmd: m.IpAllocate) -> m.IpAllocationReply:
         if cmd.ip_address is not None:
@@ -94,7 +97,7 @@ class Ips:
                     )
                     await emit_many(conn, "ip_allocation", "created", list(new))
             if new:
-                self._free[subnet_id] = (version, free)
+                self._free[subnet_id] = ((version, row["created_at"]), free)
         except BaseException:
             self._free.pop(subnet_id, None)
             raise
@@ -114,7 +117,7 @@ class Ips:
 
     async def _free_space(self, conn: asyncpg.Connection, row: asyncpg.Record) -> FreeAddresses:
         cached = self._free.get(row["id"])
-        if cached is not None and cached[0] == row["alloc_version"]:
+        if cached is not None and cached[0] == (row["alloc_version"], row["created_at"]):
             return cached[1]
         cidr = IPNetwork(str(row["cidr"]))
         used = [

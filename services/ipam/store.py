@@ -116,7 +116,12 @@ async def scope(conn: Conn, id_: UUID, *, project: str, admin: bool, lock: bool 
 
 
 async def insert_scope(conn: Conn, *, id_: UUID, name: str, project_id: str, ip_version: int) -> None:
-    """Insert with the lowest free mark id; the UNIQUE constraint settles a race (caller retries)."""
+    """Insert with the lowest free mark id (inside a transaction); the UNIQUE constraint is the backstop.
+
+    "Lowest free" is the same answer for every concurrent creator, so they take turns (an advisory
+    lock held to commit); without it they collide, and a handful of retries is not enough for ten.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('ipam-scope-mark', 0))")
     await conn.execute(
         """INSERT INTO address_scopes (id, name, project_id, ip_version, mark_id)
            VALUES ($1, $2, $3, $4, (SELECT min(c) FROM generate_series(1025, 65535) c
@@ -132,7 +137,8 @@ async def insert_scope(conn: Conn, *, id_: UUID, name: str, project_id: str, ip_
 
 _POOL_COLS = f"""p.*, {_shared("p")} AS shared,
     ARRAY(SELECT x.cidr FROM subnetpool_prefixes x WHERE x.subnetpool_id = p.id ORDER BY x.cidr) AS prefixes,
-    (SELECT a.mark_id FROM address_scopes a WHERE a.id = p.address_scope_id) AS mark_id"""
+    (SELECT a.mark_id FROM address_scopes a WHERE a.id = p.address_scope_id) AS mark_id,
+    ARRAY(SELECT r.target_project FROM rbac_policies r WHERE r.object_id = p.id) AS rbac_targets"""
 
 
 async def pools(

@@ -83,11 +83,11 @@ class Subnets:
     # ------------------------------------------------------------ allocate
 
     async def allocate(self, cmd: m.SubnetAllocate) -> m.SubnetReply:
-        async with db_errors(), self.db.acquire() as conn:
-            existing = await store.subnet(conn, cmd.subnet_id)
-            if existing is not None:
-                return self._replay(existing, cmd)
-            plan = await self._resolve(conn, cmd)
+        # Everything that needs the pool row (visibility, bounds, idempotency) is decided inside the
+        # pool's batch, under its lock: a request costs no database round trip of its own there.
+        plan = self._static_checks(cmd)
+        if cmd.use_default_subnetpool:
+            plan = Plan(cmd, await self._default_pool(cmd), plan.cidr, plan.prefixlen)
         if plan.pool_id is None:
             return await self._plain(plan)
         result: m.SubnetReply = await self._batcher.submit(plan.pool_id, plan)
@@ -97,9 +97,9 @@ class Subnets:
         """A retry of the same request gets the same allocation; another request is a conflict."""
         return _same_request(row["request"], store.subnet_view(row), cmd)
 
-    async def _resolve(self, conn: asyncpg.Connection, cmd: m.SubnetAllocate) -> Plan:
-        """Rule 39-41 and 45: which pool, which kind of request, and the static checks."""
-        ctx = cmd.context
+    @staticmethod
+    def _static_checks(cmd: m.SubnetAllocate) -> Plan:
+        """Rules 39 and 45 that need no database: the request's own consistency."""
         if cmd.cidr is not None and cmd.prefixlen is not None:
             raise BadRequest("cidr and prefixlen must not be supplied together", field="prefixlen")
         if cmd.subnetpool_id is not None and cmd.use_default_subnetpool:
@@ -107,8 +107,16 @@ class Subnets:
                 "subnetpool_id and use_default_subnetpool cannot both be specified", field="use_default_subnetpool"
             )
         cidr = addr.validate_cidr(cmd.cidr, cmd.ip_version, enable_dhcp=cmd.enable_dhcp) if cmd.cidr else None
-        pool_id = cmd.subnetpool_id
-        if cmd.use_default_subnetpool:
+        pooled = cmd.subnetpool_id is not None or cmd.use_default_subnetpool
+        if not pooled and cidr is None:
+            raise BadRequest("A cidr must be specified in the absence of a subnet pool", field="cidr")
+        if pooled and cmd.allocation_pools is not None and cidr is None:
+            raise BadRequest("allocation_pools allowed only for specific subnet requests.", field="allocation_pools")
+        return Plan(cmd, cmd.subnetpool_id, cidr, cidr.prefixlen if cidr is not None else -1)
+
+    async def _default_pool(self, cmd: m.SubnetAllocate) -> uuid.UUID:
+        ctx = cmd.context
+        async with db_errors(), self.db.acquire() as conn:
             rows = await store.pools(
                 conn,
                 project=ctx.project_id,
@@ -116,23 +124,25 @@ class Subnets:
                 where="p.is_default AND p.ip_version = $3",
                 args=(cmd.ip_version,),
             )
-            if not rows:
-                raise BadRequest(f"No default subnetpool found for IPv{cmd.ip_version}", field="use_default_subnetpool")
-            pool_id = rows[0]["id"]
-        if pool_id is None:
-            if cidr is None:
-                raise BadRequest("A cidr must be specified in the absence of a subnet pool", field="cidr")
-            return Plan(cmd, None, cidr, cidr.prefixlen)
-        if cmd.allocation_pools is not None and cidr is None:
-            raise BadRequest("allocation_pools allowed only for specific subnet requests.", field="allocation_pools")
-        pool = await store.pool(conn, pool_id, project=ctx.project_id, admin=ctx.is_admin)
-        if pool is None:
-            raise not_found("subnetpool", pool_id)
+        if not rows:
+            raise BadRequest(f"No default subnetpool found for IPv{cmd.ip_version}", field="use_default_subnetpool")
+        pool_id: uuid.UUID = rows[0]["id"]
+        return pool_id
+
+    @staticmethod
+    def _against_pool(plan: Plan, pool: asyncpg.Record) -> Plan:
+        """Rules 39-41 that need the pool: visibility, family, request kind and size bounds."""
+        cmd = plan.cmd
+        ctx = cmd.context
+        targets = pool["rbac_targets"]
+        if not (ctx.is_admin or pool["project_id"] == ctx.project_id or "*" in targets or ctx.project_id in targets):
+            raise not_found("subnetpool", pool["id"])
         if pool["ip_version"] != cmd.ip_version:
             raise BadRequest(
                 f"Cannot allocate IPv{cmd.ip_version} subnet from IPv{pool['ip_version']} subnet pool",
                 field="ip_version",
             )
+        cidr = plan.cidr
         prefixlen = cmd.prefixlen if cmd.prefixlen is not None else pool["default_prefixlen"]
         if cidr is None and cmd.gateway_ip is not None:
             # Rule 40: a gateway without a cidr makes the request specific.
@@ -149,7 +159,7 @@ class Subnets:
             max_prefixlen=pool["max_prefixlen"],
             ip_version=pool["ip_version"],
         )
-        return Plan(cmd, pool_id, cidr, cidr.prefixlen if cidr is not None else prefixlen)
+        return Plan(cmd, pool["id"], cidr, cidr.prefixlen if cidr is not None else prefixlen)
 
     async def _plain(self, plan: Plan) -> m.SubnetReply:
         """A subnet with an explicit cidr and no pool: the implicit unscoped space (SPEC §6)."""
@@ -201,7 +211,7 @@ class Subnets:
                         if cmd.subnet_id in decided:
                             results.append((it, _same_request(*decided[cmd.subnet_id], cmd)))
                             continue
-                        view = self._decide(it.request, pool, free, nets, usage)
+                        view = self._decide(self._against_pool(it.request, pool), pool, free, nets, usage)
                     except DomainError as exc:
                         results.append((it, exc))
                         continue

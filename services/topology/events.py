@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 from pydantic import BaseModel
+
 from scopenet.bus.outbox import event_row
 from scopenet.contracts.routerspec import RouterSpec, router_subject
 from scopenet.contracts.subjects import event

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+
 from scopenet.errors import BadRequest
 
 T = TypeVar("T", bound=BaseModel)

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+
 from scopenet.contracts import ipam as im
 from scopenet.contracts import topology as t
 

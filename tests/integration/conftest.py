@@ -47,7 +47,8 @@ class Ipam:
         return await self.bus.call(ep, request)
 
     async def raw(self, subject_tail: str, payload: bytes) -> tuple[bytes, dict[str, str]]:
-        return await self.bus.call_raw(endpoint(subject_tail).subject, payload)
+        data, headers = await self.bus.call_raw(endpoint(subject_tail).subject, payload)
+        return data, headers
 
     async def unchecked(self, subject_tail: str, ctx: CallContext, **body: Any) -> Any:
         """Like calling, but the request goes out as given (no client-side validation): the
@@ -82,6 +83,11 @@ def uniq(prefix: str = "t") -> str:
 def project(*roles: str) -> CallContext:
     """A fresh project of its own, so a test never sees what another test left behind."""
     return CallContext(project_id=uuid.uuid4().hex, roles=list(roles or ("member",)))
+
+
+def own(ctx: CallContext) -> dict[str, str]:
+    """List filter: only what the caller's project owns (other tests share objects with everyone)."""
+    return {"project_id": ctx.project_id}
 
 
 def new_id() -> str:
@@ -148,6 +154,12 @@ class IpamFixtures:
             "ip_version": version or 4,
             **body,
         }
+
+    async def share(self, ctx: CallContext, object_type: str, object_id: Any, target: str) -> Any:
+        """An ``access_as_shared`` RBAC entry on a scope or pool for ``target`` (a project id or "*")."""
+        body = {"object_type": object_type, "object_id": str(object_id), "action": "access_as_shared"}
+        reply = await self.ipam("rbac_policy.create", ctx, rbac_policy={**body, "target_tenant": target})
+        return reply.rbac_policy
 
     async def ip(self, ctx: CallContext, subnet: Any, port: str | None = None, ip: str | None = None) -> str:
         body: dict[str, Any] = {"subnet_id": str(subnet.id), "port_id": port or new_id()}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import ADMIN, Ipam, IpamFixtures, fails, new_id, project, uniq
+import asyncio
+
+from tests.integration.conftest import ADMIN, Ipam, IpamFixtures, fails, new_id, own, project, uniq
 
 
 async def test_create_defaults_and_visibility(ipam: Ipam, mk: IpamFixtures) -> None:
@@ -20,10 +22,10 @@ async def test_create_defaults_and_visibility(ipam: Ipam, mk: IpamFixtures) -> N
     await fails(ipam("address_scope.get", alice, id=new_id()), 404, "AddressScopeNotFound")
     assert (await ipam("address_scope.get", ADMIN, id=str(scope.id))).address_scope.id == scope.id
 
-    mine = {s.id for s in (await ipam("address_scope.list", alice)).address_scopes}
+    mine = {s.id for s in (await ipam("address_scope.list", alice, filters=own(alice))).address_scopes}
     assert {scope.id, other.id} <= mine
     assert scope.id not in {s.id for s in (await ipam("address_scope.list", bob)).address_scopes}
-    v6 = (await ipam("address_scope.list", alice, filters={"ip_version": 6})).address_scopes
+    v6 = (await ipam("address_scope.list", alice, filters={"ip_version": 6, **own(alice)})).address_scopes
     assert scope.id in {s.id for s in v6} and other.id not in {s.id for s in v6}
     await fails(ipam("address_scope.list", alice, filters={"colour": "red"}), 400, "BadRequest", "colour")
 
@@ -62,7 +64,7 @@ async def test_create_validation(ipam: Ipam) -> None:
             "HTTPBadRequest",
             "address_scope.name",
         )
-    names = {s.name for s in (await ipam("address_scope.list", alice)).address_scopes}
+    names = {s.name for s in (await ipam("address_scope.list", alice, filters=own(alice))).address_scopes}
     assert names == set()  # nothing was written
 
 
@@ -152,25 +154,14 @@ async def test_update_and_delete_permissions(ipam: Ipam, mk: IpamFixtures) -> No
     assert (await ipam("address_scope.delete", alice, id=str(private.id))).id == private.id
     await fails(ipam("address_scope.get", alice, id=str(private.id)), 404, "AddressScopeNotFound")
     await fails(ipam("address_scope.delete", alice, id=str(private.id)), 404, "AddressScopeNotFound")
-    await fails(
-        ipam("address_scope.delete", ADMIN, id=str(shared.id), if_revision=1), 400, "BadRequest", "If-Match"
-    )
+    await fails(ipam("address_scope.delete", ADMIN, id=str(shared.id), if_revision=1), 400, "BadRequest", "If-Match")
 
 
 async def test_delete_in_use_counts_every_project(ipam: Ipam, mk: IpamFixtures) -> None:
     """Rule 13 with §9.3 fixed: a pool the caller cannot see still keeps the scope alive."""
     alice, bob = project(), project()
     scope = await mk.scope(alice)
-    await ipam(
-        "rbac_policy.create",
-        alice,
-        rbac_policy={
-            "object_type": "address_scope",
-            "object_id": str(scope.id),
-            "action": "access_as_shared",
-            "target_tenant": bob.project_id,
-        },
-    )
+    await mk.share(alice, "address_scope", scope.id, bob.project_id)
     bobs_pool = await mk.pool(bob, ["10.40.0.0/16"], address_scope_id=scope.id)
     await fails(ipam("subnetpool.get", alice, id=str(bobs_pool.id)), 404, "SubnetPoolNotFound")
     await fails(ipam("address_scope.delete", alice, id=str(scope.id)), 409, "AddressScopeInUse")
@@ -194,3 +185,9 @@ async def test_admin_shared_scope_in_use_by_a_project_pool(ipam: Ipam, mk: IpamF
     await mk.pool(bob, ["2001:db8:4000::/48"], address_scope_id=scope.id)
     err = await fails(ipam("address_scope.delete", ADMIN, id=str(scope.id)), 409, "AddressScopeInUse")
     assert str(scope.id) in err.message
+
+
+async def test_concurrent_creates_all_get_a_mark(mk: IpamFixtures) -> None:
+    """Every concurrent creator gets its own mark id: "lowest free" must not make them collide."""
+    scopes = await asyncio.gather(*(mk.scope(project()) for _ in range(12)))
+    assert len({s.mark_id for s in scopes}) == 12

@@ -31,18 +31,7 @@ async def test_each_change_is_one_event(ipam: Ipam, mk: IpamFixtures, events: Ev
     await ipam("subnet.release", alice, id=str(sub.id))
     await ipam("subnet.release", alice, id=str(sub.id))
     rbac_pool = await mk.pool(alice, ["10.202.0.0/16"])
-    entry = (
-        await ipam(
-            "rbac_policy.create",
-            alice,
-            rbac_policy={
-                "object_type": "subnetpool",
-                "object_id": str(rbac_pool.id),
-                "action": "access_as_shared",
-                "target_tenant": project().project_id,
-            },
-        )
-    ).rbac_policy
+    entry = await mk.share(alice, "subnetpool", rbac_pool.id, project().project_id)
     await ipam("rbac_policy.update", alice, id=str(entry.id), target_tenant=project().project_id)
     await ipam("rbac_policy.delete", alice, id=str(entry.id))
     await ipam("subnetpool.delete", alice, id=str(pool.id))
@@ -124,3 +113,20 @@ async def test_refusals_publish_nothing(ipam: Ipam, mk: IpamFixtures, events: Ev
     extra = [e for _, _, e in events.events[before:]]
     assert [e["type"] for e in extra] == ["scopenet.v1.address_scope.created", "scopenet.v1.address_scope.deleted"]
     assert all(e["resource"]["name"].startswith("marker-") for e in extra)
+
+
+async def test_rescoping_is_one_pool_event_with_both_scopes(ipam: Ipam, mk: IpamFixtures, events: EventTap) -> None:
+    """What the topology service needs to re-derive network scopes and notify routers (rule 30)."""
+    alice = project()
+    s1, s2 = await mk.scope(alice), await mk.scope(alice)
+    pool = await mk.pool(alice, ["10.220.0.0/16"], address_scope_id=s1.id, default_prefixlen=24)
+    sub = await mk.subnet(alice, pool)
+    await ipam("subnetpool.update", alice, id=str(pool.id), subnetpool={"address_scope_id": str(s2.id)})
+    await events.settle()
+    updates = [e for t, e in events.about(pool.id) if t == "scopenet.v1.subnetpool.updated"]
+    assert len(updates) == 1
+    assert (updates[0]["previous"]["address_scope_id"], updates[0]["resource"]["address_scope_id"]) == (
+        str(s1.id),
+        str(s2.id),
+    )
+    assert kinds(events, sub.id) == ["scopenet.v1.subnet.created"]

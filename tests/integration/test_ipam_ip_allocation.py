@@ -29,9 +29,7 @@ async def test_next_free_is_lowest_and_gateway_is_reserved(ipam: Ipam, mk: IpamF
 
 async def test_specific_address_outside_the_pools(mk: IpamFixtures) -> None:
     alice = project()
-    sub = await mk.subnet(
-        alice, cidr="10.40.0.0/24", allocation_pools=[{"start": "10.40.0.100", "end": "10.40.0.101"}]
-    )
+    sub = await mk.subnet(alice, cidr="10.40.0.0/24", allocation_pools=[{"start": "10.40.0.100", "end": "10.40.0.101"}])
     assert await mk.ip(alice, sub, ip="10.40.0.7") == "10.40.0.7"
     assert [await mk.ip(alice, sub) for _ in range(2)] == ["10.40.0.100", "10.40.0.101"]
     err = await fails(mk.ip(alice, sub), 409, "IpAddressGenerationFailure")
@@ -131,3 +129,16 @@ async def test_gateway_moves_with_subnet_update(ipam: Ipam, mk: IpamFixtures) ->
     assert [await mk.ip(alice, sub) for _ in range(4)] == ["10.45.0.1", "10.45.0.3", "10.45.0.4", "10.45.0.5"]
     await fails(mk.ip(alice, sub), 409, "IpAddressGenerationFailure")
     await fails(mk.ip(alice, sub, ip="10.45.0.6"), 409, "IpAddressAlreadyAllocated")
+
+
+async def test_a_released_subnet_id_allocated_again(ipam: Ipam, mk: IpamFixtures) -> None:
+    """A subnet id may come back with another cidr: its addresses come from the new cidr only."""
+    alice = project()
+    subnet_id, port = new_id(), new_id()
+    old = await mk.subnet(alice, cidr="10.46.0.0/24", subnet_id=subnet_id)
+    assert await mk.ip(alice, old, port=port) == "10.46.0.2"
+    await ipam("ip.release", alice, port_id=port)
+    await ipam("subnet.release", alice, id=subnet_id)
+    new = await mk.subnet(alice, cidr="10.47.0.0/24", subnet_id=subnet_id)
+    await ipam("subnet.update", alice, id=subnet_id, gateway_ip="10.47.0.1")
+    assert await mk.ip(alice, new) == "10.47.0.2"

@@ -33,20 +33,19 @@ async def test_add_prefixes_refusals(ipam: Ipam, mk: IpamFixtures) -> None:
             ipam("subnetpool.add_prefixes", alice, id=str(pool.id), prefixes=[bad]), 400, "InvalidInput", "prefixes"
         )
     await fails(
-        ipam.unchecked("subnetpool.add_prefixes", alice, id=str(pool.id), prefixes=[]), 400, "HTTPBadRequest", "prefixes"
+        ipam.unchecked("subnetpool.add_prefixes", alice, id=str(pool.id), prefixes=[]),
+        400,
+        "HTTPBadRequest",
+        "prefixes",
     )
-    await fails(
-        ipam.unchecked("subnetpool.add_prefixes", alice, id=str(pool.id)), 400, "HTTPBadRequest", "prefixes"
-    )
+    await fails(ipam.unchecked("subnetpool.add_prefixes", alice, id=str(pool.id)), 400, "HTTPBadRequest", "prefixes")
     await fails(
         ipam.unchecked("subnetpool.add_prefixes", alice, id=str(pool.id), prefixes="10.0.0.0/8"),
         400,
         "HTTPBadRequest",
         "prefixes",
     )
-    await fails(
-        ipam("subnetpool.add_prefixes", alice, id=new_id(), prefixes=["10.0.0.0/8"]), 404, "SubnetPoolNotFound"
-    )
+    await fails(ipam("subnetpool.add_prefixes", alice, id=new_id(), prefixes=["10.0.0.0/8"]), 404, "SubnetPoolNotFound")
     await fails(
         ipam("subnetpool.add_prefixes", bob, id=str(pool.id), prefixes=["10.0.0.0/8"]), 404, "SubnetPoolNotFound"
     )
@@ -84,7 +83,9 @@ async def test_remove_prefixes(ipam: Ipam, mk: IpamFixtures) -> None:
     pool = await mk.pool(alice, ["192.168.0.0/24", "10.0.0.0/16"], default_prefixlen=24)
 
     async def remove(*prefixes: str) -> list[str]:
-        return list((await ipam("subnetpool.remove_prefixes", alice, id=str(pool.id), prefixes=list(prefixes))).prefixes)
+        return list(
+            (await ipam("subnetpool.remove_prefixes", alice, id=str(pool.id), prefixes=list(prefixes))).prefixes
+        )
 
     # a request missing the pool entirely changes nothing
     assert await remove("172.16.0.0/12") == ["10.0.0.0/16", "192.168.0.0/24"]
@@ -111,6 +112,12 @@ async def test_remove_prefixes(ipam: Ipam, mk: IpamFixtures) -> None:
     # once the subnet is gone its space can be removed too
     await ipam("subnet.release", alice, id=str(sub.id))
     assert await remove("10.0.0.0/17") == ["192.168.0.0/25"]
+    # like Neutron, a pool may lose every prefix; it then has nothing to give until it grows again
+    assert await remove("192.168.0.0/24") == []
+    err = await fails(mk.subnet(alice, pool, prefixlen=26), 409, "SubnetAllocationError")
+    assert "no prefixes" in err.message
+    await ipam("subnetpool.add_prefixes", alice, id=str(pool.id), prefixes=["172.20.0.0/24"])
+    assert (await mk.subnet(alice, pool, prefixlen=26)).cidr == "172.20.0.0/26"
 
 
 async def test_remove_prefixes_needs_the_owner(ipam: Ipam, mk: IpamFixtures) -> None:

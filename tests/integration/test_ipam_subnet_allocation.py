@@ -65,6 +65,9 @@ async def test_specific_requests(ipam: Ipam, mk: IpamFixtures) -> None:
     assert (by_gw.cidr, by_gw.gateway_ip) == ("10.1.10.64/28", "10.1.10.77")
     assert pools(by_gw) == [("10.1.10.65", "10.1.10.76"), ("10.1.10.78", "10.1.10.78")]
     await fails(mk.subnet(alice, pool, gateway_ip="10.1.11.0"), 409, "IpamValueInvalid")
+    # an explicit null gateway on an "any" request: no gateway, the whole usable range
+    bare = await mk.subnet(alice, pool, gateway_ip=None)
+    assert (bare.cidr, bare.gateway_ip, pools(bare)) == ("10.1.7.0/24", None, [("10.1.7.1", "10.1.7.254")])
     # a specific request may carry allocation pools
     custom = await mk.subnet(
         alice, pool, cidr="10.1.20.0/24", allocation_pools=[{"start": "10.1.20.100", "end": "10.1.20.199"}]
@@ -119,6 +122,10 @@ async def test_quota_counts_the_requesters_usage(ipam: Ipam, mk: IpamFixtures) -
     await mk.subnet(alice, v6)
     await fails(mk.subnet(alice, v6), 409, "SubnetPoolQuotaExceeded")
     await fails(mk.subnet(alice, v6, prefixlen=63), 409, "SubnetPoolQuotaExceeded")
+    # an IPv6 prefix longer than /64 costs a fraction of a /64
+    fine = await mk.pool(alice, ["2001:db8:51::/48"], default_prefixlen=65, default_quota=1)
+    assert [(await mk.subnet(alice, fine)).cidr for _ in range(2)] == ["2001:db8:51::/65", "2001:db8:51:0:8000::/65"]
+    await fails(mk.subnet(alice, fine, prefixlen=66), 409, "SubnetPoolQuotaExceeded")
     # 0 is unlimited
     unlimited = await mk.pool(alice, ["10.6.0.0/28"], default_prefixlen=30, default_quota=0)
     assert len([await mk.subnet(alice, unlimited) for _ in range(4)]) == 4
@@ -130,9 +137,7 @@ async def test_pool_resolution_errors(ipam: Ipam, mk: IpamFixtures) -> None:
     v6 = await mk.pool(alice, ["2001:db8:70::/48"])
     err = await fails(mk.subnet(alice, pool, cidr="10.7.1.0/24", prefixlen=24), 400, "BadRequest", "prefixlen")
     assert "together" in err.message
-    await fails(
-        mk.subnet(alice, pool, use_default_subnetpool=True), 400, "BadRequest", "use_default_subnetpool"
-    )
+    await fails(mk.subnet(alice, pool, use_default_subnetpool=True), 400, "BadRequest", "use_default_subnetpool")
     await fails(mk.subnet(alice, version=4), 400, "BadRequest", "cidr")
     await fails(
         mk.subnet(alice, pool, allocation_pools=[{"start": "10.7.0.5", "end": "10.7.0.9"}]),
@@ -173,6 +178,9 @@ async def test_gateway_and_allocation_pools(mk: IpamFixtures) -> None:
     assert pools(middle) == [("10.9.1.1", "10.9.1.99"), ("10.9.1.101", "10.9.1.254")]
     outside = await mk.subnet(alice, cidr="10.9.2.0/24", gateway_ip="10.99.0.1")  # on-link, allowed
     assert outside.gateway_ip == "10.99.0.1"
+    # IPv6 has no network or broadcast address to refuse
+    for gw in ("2001:db8:90::", "2001:db8:90:0:ffff:ffff:ffff:ffff"):
+        assert (await mk.subnet(alice, cidr="2001:db8:90::/64", gateway_ip=gw)).gateway_ip == gw
     for gw in ("10.9.3.0", "10.9.3.255", "2001:db8::1", "bogus"):
         await fails(mk.subnet(alice, cidr="10.9.3.0/24", gateway_ip=gw), 400, "InvalidInput", "gateway_ip")
 

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from tests.integration.conftest import ADMIN, Ipam, IpamFixtures, fails, new_id, project, sole_default, uniq
-
-
-def share(object_type: str, object_id: Any, target: str) -> dict[str, Any]:
-    return {
-        "rbac_policy": {
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "action": "access_as_shared",
-            "target_tenant": target,
-        }
-    }
+from scopenet.errors import DomainError
+from tests.integration.conftest import ADMIN, Ipam, IpamFixtures, fails, new_id, own, project, sole_default, uniq
 
 
 async def test_create_defaults_compaction_and_sorting(ipam: Ipam, mk: IpamFixtures) -> None:
@@ -33,7 +24,7 @@ async def test_create_defaults_compaction_and_sorting(ipam: Ipam, mk: IpamFixtur
     assert (v6.ip_version, v6.min_prefixlen, v6.max_prefixlen, v6.default_prefixlen) == (6, 64, 128, 64)
     assert (v6.description, v6.tags) == ("d", ["a", "b"])
     assert (await ipam("subnetpool.get", alice, id=str(v6.id))).subnetpool == v6
-    listed = (await ipam("subnetpool.list", alice, filters={"ip_version": 6})).subnetpools
+    listed = (await ipam("subnetpool.list", alice, filters={"ip_version": 6, **own(alice)})).subnetpools
     assert [p.id for p in listed] == [v6.id]
 
 
@@ -58,9 +49,13 @@ async def test_create_validation(ipam: Ipam) -> None:
     for key in ("min_prefixlen", "max_prefixlen", "default_prefixlen", "default_quota"):
         await bad({"name": "p", "prefixes": ["10.0.0.0/8"], key: -1}, "HTTPBadRequest", f"subnetpool.{key}")
         await bad({"name": "p", "prefixes": ["10.0.0.0/8"], key: "x"}, "HTTPBadRequest", f"subnetpool.{key}")
-    await bad({"name": "p", "prefixes": ["10.0.0.0/8"], "address_scope_id": "nope"}, "HTTPBadRequest", "subnetpool.address_scope_id")
+    await bad(
+        {"name": "p", "prefixes": ["10.0.0.0/8"], "address_scope_id": "nope"},
+        "HTTPBadRequest",
+        "subnetpool.address_scope_id",
+    )
     await bad({"name": "p", "prefixes": ["10.0.0.0/8"], "ip_version": 4}, "HTTPBadRequest", "subnetpool.ip_version")
-    assert (await ipam("subnetpool.list", alice)).subnetpools == []
+    assert (await ipam("subnetpool.list", alice, filters=own(alice))).subnetpools == []
 
 
 async def test_prefix_bounds(ipam: Ipam, mk: IpamFixtures) -> None:
@@ -74,7 +69,7 @@ async def test_prefix_bounds(ipam: Ipam, mk: IpamFixtures) -> None:
     await bounds(["2001:db8::/32"], "max_prefixlen", max_prefixlen=129)
     await bounds(["10.0.0.0/8"], "default_prefixlen", min_prefixlen=16, default_prefixlen=12)
     await bounds(["10.0.0.0/8"], "default_prefixlen", max_prefixlen=24, default_prefixlen=26)
-    assert (await ipam("subnetpool.list", alice)).subnetpools == []
+    assert (await ipam("subnetpool.list", alice, filters=own(alice))).subnetpools == []
 
 
 async def test_min_prefixlen_zero_works(mk: IpamFixtures) -> None:
@@ -107,7 +102,8 @@ async def test_shared_and_default_need_admin(ipam: Ipam, mk: IpamFixtures) -> No
     )
     await fails(ipam("subnetpool.delete", alice, id=str(shared.id)), 403, "PolicyNotAuthorized")
     # read-only attributes are refused before anything else (rule 24), even on someone else's pool
-    for key, value in (("shared", False), ("ip_version", 6), ("project_id", alice.project_id), ("id", new_id())):
+    read_only: list[tuple[str, Any]] = [("shared", False), ("ip_version", 6), ("project_id", alice.project_id)]
+    for key, value in [*read_only, ("id", new_id())]:
         await fails(
             ipam.unchecked("subnetpool.update", alice, id=str(shared.id), subnetpool={key: value}),
             400,
@@ -184,9 +180,7 @@ async def test_update_bounds_and_quota(ipam: Ipam, mk: IpamFixtures) -> None:
         "subnetpool.update", alice, id=str(pool.id), subnetpool={"name": "y"}, if_revision=current.revision_number
     )
     assert ok.subnetpool.revision_number == current.revision_number + 1
-    await fails(
-        ipam("subnetpool.update", alice, id=new_id(), subnetpool={"name": "x"}), 404, "SubnetPoolNotFound"
-    )
+    await fails(ipam("subnetpool.update", alice, id=new_id(), subnetpool={"name": "x"}), 404, "SubnetPoolNotFound")
 
 
 async def test_scope_association_rules(ipam: Ipam, mk: IpamFixtures) -> None:
@@ -195,9 +189,7 @@ async def test_scope_association_rules(ipam: Ipam, mk: IpamFixtures) -> None:
     v6_scope = await mk.scope(ADMIN, 6, shared=True)
     shared = await mk.scope(ADMIN, shared=True)
 
-    await fails(
-        mk.pool(alice, ["10.0.0.0/16"], address_scope_id=private.id), 404, "AddressScopeNotFound"
-    )  # invisible
+    await fails(mk.pool(alice, ["10.0.0.0/16"], address_scope_id=private.id), 404, "AddressScopeNotFound")  # invisible
     await fails(mk.pool(alice, ["10.0.0.0/16"], address_scope_id=new_id()), 404, "AddressScopeNotFound")
     await fails(
         mk.pool(alice, ["10.0.0.0/16"], address_scope_id=v6_scope.id),
@@ -214,7 +206,9 @@ async def test_scope_association_rules(ipam: Ipam, mk: IpamFixtures) -> None:
         mk.pool(bob, ["10.0.128.0/17"], address_scope_id=shared.id), 409, "AddressScopePrefixConflict", "prefixes"
     )
     assert "10.0.0.0/16" in err.message
-    await fails(mk.pool(bob, ["9.0.0.0/8", "10.0.0.0/8"], address_scope_id=shared.id), 409, "AddressScopePrefixConflict")
+    await fails(
+        mk.pool(bob, ["9.0.0.0/8", "10.0.0.0/8"], address_scope_id=shared.id), 409, "AddressScopePrefixConflict"
+    )
     bobs = await mk.pool(bob, ["10.1.0.0/16"], address_scope_id=shared.id)
     # outside any scope, overlap is free (§6)
     free = await mk.pool(bob, ["10.0.0.0/16"])
@@ -236,9 +230,7 @@ async def test_pool_in_foreign_scope_is_frozen_for_its_owner(ipam: Ipam, mk: Ipa
     scope = await mk.scope(ADMIN, shared=True)
     pool = await mk.pool(bob, ["10.60.0.0/16"], address_scope_id=scope.id)
     for body in ({"name": "x"}, {"description": "d"}, {"address_scope_id": None}, {"prefixes": ["10.60.0.0/15"]}):
-        await fails(
-            ipam("subnetpool.update", bob, id=str(pool.id), subnetpool=body), 400, "IllegalSubnetPoolUpdate"
-        )
+        await fails(ipam("subnetpool.update", bob, id=str(pool.id), subnetpool=body), 400, "IllegalSubnetPoolUpdate")
     await fails(
         ipam("subnetpool.add_prefixes", bob, id=str(pool.id), prefixes=["10.62.0.0/16"]),
         400,
@@ -252,9 +244,7 @@ async def test_pool_in_foreign_scope_is_frozen_for_its_owner(ipam: Ipam, mk: Ipa
     assert (await ipam("subnetpool.get", bob, id=str(pool.id))).subnetpool.prefixes == ["10.60.0.0/16"]
     # the scope's owner (here admin) can; the pool's owner can still delete it
     name = uniq("admin-renamed")
-    assert (
-        await ipam("subnetpool.update", ADMIN, id=str(pool.id), subnetpool={"name": name})
-    ).subnetpool.name == name
+    assert (await ipam("subnetpool.update", ADMIN, id=str(pool.id), subnetpool={"name": name})).subnetpool.name == name
     await ipam("subnetpool.delete", bob, id=str(pool.id))
     # a pool in the owner's own scope is the owner's to change
     own_scope = await mk.scope(bob)
@@ -321,7 +311,7 @@ async def test_delete_with_subnets_of_any_project(ipam: Ipam, mk: IpamFixtures) 
     """Rule 38 with §9.3 fixed: Bob's subnet, invisible to Alice, keeps Alice's pool alive."""
     alice, bob = project(), project()
     pool = await mk.pool(alice, ["10.90.0.0/16"], default_prefixlen=24)
-    await ipam("rbac_policy.create", alice, **share("subnetpool", pool.id, bob.project_id))
+    await mk.share(alice, "subnetpool", pool.id, bob.project_id)
     sub = await mk.subnet(bob, pool)
     err = await fails(ipam("subnetpool.delete", alice, id=str(pool.id)), 400, "SubnetPoolDeleteError")
     assert "existing allocations" in err.message
@@ -349,3 +339,30 @@ async def test_usage(ipam: Ipam, mk: IpamFixtures) -> None:
     usages = {u.subnetpool_id: u for u in (await ipam("subnetpool.usage", alice)).usages}
     u = usages[pool.id]
     assert (u.total_ips, u.used_ips, u.subnet_count, u.ip_version) == (384, 128, 2, 4)
+
+
+async def test_concurrent_claims(ipam: Ipam, mk: IpamFixtures) -> None:
+    """Races end the way the serial case does: one winner, the others get the same refusal."""
+    scope = await mk.scope(ADMIN, shared=True)
+    results = await asyncio.gather(
+        *(mk.pool(project(), ["10.120.0.0/16"], address_scope_id=scope.id) for _ in range(6)),
+        return_exceptions=True,
+    )
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1
+    assert {(e.code, e.type) for e in lost if isinstance(e, DomainError)} == {(409, "AddressScopePrefixConflict")}
+    assert len(lost) == 5
+
+    async with sole_default(ipam, 4, shared=False, prefixes=["10.121.0.0/16"]) as mine:
+        await ipam("subnetpool.update", ADMIN, id=str(mine.id), subnetpool={"is_default": False})
+        results = await asyncio.gather(
+            *(mk.pool(ADMIN, [f"10.{122 + i}.0.0/16"], is_default=True) for i in range(4)), return_exceptions=True
+        )
+        won = [r for r in results if not isinstance(r, BaseException)]
+        for pool in won:
+            await ipam("subnetpool.update", ADMIN, id=str(pool.id), subnetpool={"is_default": False})
+        lost = [r for r in results if isinstance(r, BaseException)]
+        assert len(won) == 1
+        assert {(e.code, e.type) for e in lost if isinstance(e, DomainError)} == {(400, "InvalidInput")}
+        assert len(lost) == 3

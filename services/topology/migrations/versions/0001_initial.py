@@ -91,7 +91,7 @@ CREATE TABLE subnets (
     updated_at timestamptz NOT NULL DEFAULT now(),
     state text NOT NULL CHECK (state IN ('allocating', 'active', 'deleting')),
     state_at timestamptz NOT NULL DEFAULT now(),
-    CHECK (state = 'allocating' OR cidr IS NOT NULL)
+    CHECK (state <> 'active' OR cidr IS NOT NULL)
 );
 CREATE INDEX subnets_network ON subnets (network_id);
 CREATE INDEX subnets_pool ON subnets (subnetpool_id);
@@ -149,7 +149,7 @@ CREATE TABLE routers (
     updated_at timestamptz NOT NULL DEFAULT now(),
     agent_id text,
     spec_revision bigint NOT NULL DEFAULT 0,
-    state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'deleting')),
+    state text NOT NULL DEFAULT 'active' CHECK (state IN ('allocating', 'active', 'deleting')),
     state_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX routers_agent ON routers (agent_id);

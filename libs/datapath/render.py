@@ -1,0 +1,81 @@
+"""RouterSpec → RouterState: the complete kernel state one router should have (pure).
+
+A router that is not present, or is administratively down, has no kernel state at all (Neutron's
+legacy agent removes the namespace of a router that is set down), so ``desired_state`` returns None.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from scopenet.contracts.routerspec import RouterPort, RouterSpec
+from scopenet.datapath import names, nft
+from scopenet.datapath.model import Address, Route, RouterState, Veth
+
+#: Inside every router namespace. DAD is off because the addresses come from IPAM (unique by
+#: construction) and a tentative address would black-hole traffic for 1–2 s after every change.
+ROUTER_SYSCTLS: tuple[tuple[str, str], ...] = (
+    ("net/ipv4/ip_forward", "1"),
+    ("net/ipv6/conf/all/forwarding", "1"),
+    ("net/ipv6/conf/all/accept_dad", "0"),
+    ("net/ipv6/conf/default/accept_dad", "0"),
+)
+
+
+def _network(cidr: str) -> str:
+    return str(ipaddress.ip_network(cidr, strict=False))
+
+
+def _veth(ifname: str, port: RouterPort) -> Veth:
+    return Veth(
+        name=ifname,
+        peer=names.peer_ifname(port.port_id),
+        bridge=names.bridge(port.segmentation_id),
+        mac=port.mac_address.lower(),
+        mtu=port.mtu,
+    )
+
+
+def _addresses(ifname: str, port: RouterPort) -> set[Address]:
+    return {Address(ifname, str(ipaddress.ip_interface(f"{a.ip_address}/{a.prefixlen}"))) for a in port.addresses}
+
+
+def _routes(spec: RouterSpec) -> set[Route]:
+    """Default routes via the external subnets' gateways (one per family), then the static routes
+    (which win over a default route to the same destination)."""
+    by_dst: dict[str, str] = {}
+    if spec.gateway is not None:
+        for a in spec.gateway.addresses:
+            if a.gateway_ip:
+                dst = "0.0.0.0/0" if ipaddress.ip_address(a.gateway_ip).version == 4 else "::/0"
+                by_dst.setdefault(dst, str(ipaddress.ip_address(a.gateway_ip)))
+    for r in spec.routes:
+        by_dst[_network(r.destination)] = str(ipaddress.ip_address(r.nexthop))
+    return {Route(dst, via) for dst, via in by_dst.items()}
+
+
+def desired_state(spec: RouterSpec, *, owner: str, nft_fingerprint: str | None = None) -> RouterState | None:
+    if not spec.present or not spec.admin_state_up:
+        return None
+    veths: list[Veth] = []
+    addresses: set[Address] = set()
+    for port in spec.interfaces:
+        ifname = names.internal_ifname(port.port_id)
+        veths.append(_veth(ifname, port))
+        addresses |= _addresses(ifname, port)
+    if spec.gateway is not None:
+        qg = names.gateway_ifname(spec.gateway.port_id)
+        veths.append(_veth(qg, spec.gateway))
+        addresses |= _addresses(qg, spec.gateway)
+        # Floating IPs live on the gateway as /32s, so the router answers ARP for them (Neutron).
+        addresses |= {Address(qg, f"{f.floating_ip_address}/32") for f in spec.floating_ips}
+    return RouterState(
+        router_id=str(spec.router_id),
+        namespace=names.namespace(spec.router_id),
+        veths=tuple(veths),
+        addresses=frozenset(addresses),
+        routes=frozenset(_routes(spec)),
+        sysctls=ROUTER_SYSCTLS,
+        nft=nft.render(spec, owner=owner),
+        nft_fingerprint=nft_fingerprint,
+    )

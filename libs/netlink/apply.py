@@ -1,0 +1,240 @@
+"""Apply a Plan's actions to the kernel, in order; the only module that changes kernel state.
+
+Every action is idempotent at this level too ("add" that finds the thing there, "delete" that
+finds it gone, both succeed), because a plan can race with the kernel: a namespace deleted by hand
+takes its veths with it asynchronously, and an agent killed mid-apply leaves a half-done plan that
+the next one repeats. Bridge changes are serialised (one lock) because routers share bridges: one
+router must not delete a bridge another is plugging into.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from typing import TYPE_CHECKING, Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from scopenet.datapath import names
+from scopenet.datapath.model import (
+    Action,
+    AddAddress,
+    CreateNamespace,
+    CreateVeth,
+    DeleteAddress,
+    DeleteBridge,
+    DeleteLink,
+    DeleteLinks,
+    DeleteNamespace,
+    DeleteRoute,
+    EnsureBridge,
+    Plan,
+    ReplaceNftTable,
+    ReplaceRoute,
+    SetLink,
+    SetSysctl,
+)
+from scopenet.netlink import libnft, rtnl
+from scopenet.netlink.errors import KernelError
+from scopenet.netlink.rtnl import (
+    IFA_F_NODAD,
+    MISSING,
+    bridge_ports,
+    delete_group,
+    link_by_name,
+    wait_forwarding,
+    write_sysctls,
+)
+
+if TYPE_CHECKING:
+    from pyroute2 import AsyncIPRoute
+
+    from scopenet.netlink.kernel import Kernel
+
+
+RT_TABLE_MAIN = 254
+RTPROT_STATIC = 4
+
+
+class _Indexes:
+    """Interface indexes looked up during one plan (a lookup is a netlink round trip)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, str], int] = {}
+
+    async def __call__(self, ipr: AsyncIPRoute, name: str) -> int:
+        key = (id(ipr), name)
+        if key not in self._known:
+            self._known[key] = await rtnl.index_of(ipr, name)
+        return self._known[key]
+
+    def forget(self, ipr: AsyncIPRoute, name: str) -> None:
+        self._known.pop((id(ipr), name), None)
+
+    def clear(self) -> None:
+        self._known.clear()
+
+
+async def apply_plan(kernel: Kernel, plan: Plan) -> dict[str, Any] | None:
+    """Run the plan's actions; the table's listing read right after writing it (None: not written)."""
+    written: dict[str, Any] | None = None
+    indexes = _Indexes()
+    plugged: list[str] = []
+    for action in plan.actions:
+        try:
+            listing = await _apply(kernel, action, indexes)
+        except NetlinkError as exc:
+            raise KernelError(f"{_what(action)}: {exc.args[-1] if exc.args else exc}") from exc
+        except OSError as exc:
+            raise KernelError(f"{_what(action)}: {exc.strerror or exc}") from exc
+        if listing is not None:
+            written = listing
+        if isinstance(action, CreateVeth):
+            plugged.append(action.veth.peer)
+        elif isinstance(action, SetLink) and action.namespace is None and action.master:
+            plugged.append(action.name)
+    if plugged:
+        late = await wait_forwarding(kernel._host(), plugged)
+        if late:
+            raise KernelError(f"bridge ports not forwarding after 2 s: {', '.join(late)}")
+    return written
+
+
+def _what(action: Action) -> str:
+    from scopenet.datapath.model import describe
+
+    return describe(action)
+
+
+async def _ipr(kernel: Kernel, namespace: str | None) -> AsyncIPRoute:
+    if namespace is None:
+        return kernel._host()
+    return (await kernel.handle(namespace, verify=False)).ipr
+
+
+def _write_table(text: str) -> dict[str, Any] | None:
+    """Replace the table and read it back with the same context (inside the namespace)."""
+
+    def write(ctx: libnft.Nft) -> dict[str, Any] | None:
+        ctx.run(text)
+        return libnft.table_listing(ctx)
+
+    return libnft.session(write)
+
+
+async def _apply(kernel: Kernel, action: Action, index_of: _Indexes) -> dict[str, Any] | None:
+    """Apply one action; for actions that write the nft table, its listing read right after."""
+    ns = kernel.ns
+    match action:
+        case CreateNamespace(namespace=name, sysctls=sysctls, nft=text):
+
+            def prepare() -> tuple[dict[str, Any] | None, socket.socket]:
+                write_sysctls(sysctls)
+                return _write_table(text), ns.route_socket()
+
+            index_of.clear()
+            made = await ns.run(lambda: ns.create(name, prepare))
+            assert made is not None
+            table, sock = made
+            handle = await kernel.adopt(name, sock)
+            await handle.ipr.link("set", index=1, state="up")  # lo is always index 1 in a new namespace
+            return table
+        case DeleteNamespace(namespace=name):
+            index_of.clear()
+            kernel._drop(name)
+            await ns.run(lambda: ns.delete(name))
+        case EnsureBridge(name=name):
+            async with kernel.bridge_lock:
+                host = kernel._host()
+                if await link_by_name(host, name) is None:
+                    await _tolerate(host.link("add", ifname=name, kind="bridge"), errno.EEXIST)
+                index_of.forget(host, name)
+                await host.link("set", index=await index_of(host, name), state="up")
+        case DeleteBridge(name=name):
+            async with kernel.bridge_lock:
+                host = kernel._host()
+                msg = await link_by_name(host, name)
+                if msg is not None and not await bridge_ports(host, msg["index"]):
+                    index_of.forget(host, name)
+                    await _tolerate(host.link("del", index=msg["index"]), *MISSING)
+        case CreateVeth(namespace=name, veth=v):
+            ipr = (await kernel.handle(name, verify=False)).ipr
+            await ipr.link(
+                "add",
+                ifname=v.name,
+                kind="veth",
+                address=v.mac,
+                mtu=v.mtu,
+                group=names.LINK_GROUP,
+                peer={"ifname": v.peer, "net_ns_fd": kernel.host_fd, "mtu": v.mtu},
+            )
+            await ipr.link("set", index=await index_of(ipr, v.name), state="up")
+            async with kernel.bridge_lock:  # the bridge may have gone with another router's last port
+                host = kernel._host()
+                if await link_by_name(host, v.bridge) is None:
+                    await host.link("add", ifname=v.bridge, kind="bridge")
+                    index_of.forget(host, v.bridge)
+                    await host.link("set", index=await index_of(host, v.bridge), state="up")
+                master = await index_of(host, v.bridge)
+                await host.link("set", index=await index_of(host, v.peer), master=master, state="up")
+        case DeleteLink(namespace=name, name=ifname):
+            ipr = await _ipr(kernel, name)
+            index_of.forget(ipr, ifname)
+            msg = await link_by_name(ipr, ifname)
+            if msg is not None:
+                await _tolerate(ipr.link("del", index=msg["index"]), *MISSING)
+        case DeleteLinks(namespace=name, names=ifnames):
+            ipr = await _ipr(kernel, name)
+            index_of.clear()
+            await _tolerate(delete_group(ipr, names.LINK_GROUP), *MISSING)
+            for ifname in ifnames:  # anything not in the group (made by hand, older agents)
+                msg = await link_by_name(ipr, ifname)
+                if msg is not None:
+                    await _tolerate(ipr.link("del", index=msg["index"]), *MISSING)
+        case SetLink(namespace=name, name=ifname, mac=mac, mtu=mtu, master=master, up=up):
+            ipr = await _ipr(kernel, name)
+            attrs: dict[str, Any] = {"state": "up" if up else "down"}
+            if mac:
+                attrs["address"] = mac
+            if mtu:
+                attrs["mtu"] = mtu
+            if master:
+                attrs["master"] = await index_of(kernel._host(), master)
+            await ipr.link("set", index=await index_of(ipr, ifname), **attrs)
+        case AddAddress(namespace=name, address=a) | DeleteAddress(namespace=name, address=a):
+            ipr = (await kernel.handle(name, verify=False)).ipr
+            iface = ipaddress.ip_interface(a.cidr)
+            args: dict[str, Any] = {
+                "index": await index_of(ipr, a.ifname),
+                "address": str(iface.ip),
+                "prefixlen": iface.network.prefixlen,
+            }
+            if isinstance(action, AddAddress):
+                if iface.version == 6:
+                    args["flags"] = IFA_F_NODAD
+                await _tolerate(ipr.addr("add", **args), errno.EEXIST)
+            else:
+                await _tolerate(ipr.addr("del", **args), *MISSING)
+        case ReplaceRoute(namespace=name, route=r) | DeleteRoute(namespace=name, route=r):
+            ipr = (await kernel.handle(name, verify=False)).ipr
+            spec = {"dst": r.dst, "gateway": r.via, "table": RT_TABLE_MAIN, "proto": RTPROT_STATIC}
+            if isinstance(action, ReplaceRoute):
+                await ipr.route("replace", **spec)
+            else:
+                await _tolerate(ipr.route("del", **spec), *MISSING)
+        case SetSysctl(namespace=name, key=key, value=value):
+            await ns.call(name, lambda: write_sysctls([(key, value)]))
+        case ReplaceNftTable(namespace=name, text=text):
+            return await ns.call(name, lambda: _write_table(text))
+        case _:
+            raise AssertionError(action)
+    return None
+
+
+async def _tolerate(request: Any, *codes: int) -> None:
+    try:
+        await request
+    except NetlinkError as exc:
+        if exc.code not in codes:
+            raise

@@ -1,0 +1,35 @@
+"""What the topology resource classes share: the pool, the IPAM client, and each other.
+
+Built once per process by ``handlers.build``; the resource classes reach one another through it
+(a network delete runs the subnet and port deletions, a router runs the port saga) without
+import cycles.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from scopenet.services.topology.ipam_client import IpamClient
+from scopenet.services.topology.settings import TopologySettings
+
+if TYPE_CHECKING:
+    from scopenet.services.topology.ports import Ports
+    from scopenet.services.topology.specs import Specs
+    from scopenet.services.topology.subnets import Subnets
+
+
+@dataclass
+class Deps:
+    db: asyncpg.Pool
+    ipam: IpamClient
+    settings: TopologySettings
+    specs: Specs = field(init=False)
+    ports: Ports = field(init=False)
+    subnets: Subnets = field(init=False)
+    inflight: set[uuid.UUID] = field(default_factory=set)
+    """Rows whose saga runs in this process right now: the reconciler leaves them alone."""
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,106 @@
+"""Topology's mirror of IPAM's pools and scopes, so reads and RouterSpecs never call IPAM.
+
+Fed by IPAM's events (``subnetpool.*`` and ``address_scope.*`` through two durable consumers) and
+filled from IPAM's list commands at start: the consumers are bound first (deliver "new"), then the
+lists are read, then the consumers run, so nothing falls between the fill and the stream. Pool rows
+carry IPAM's revision and an older event never overwrites a newer state.
+
+A pool moving to another scope (``openstack subnet pool set --address-scope``) changes the scope of
+every network with a subnet from it: the routers with a port on such a network are republished in
+the same transaction that records the move (SPEC §5.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from prometheus_client import Histogram
+
+from scopenet.contracts import ipam as im
+from scopenet.services.topology import store
+from scopenet.services.topology.consumers import consumed
+from scopenet.services.topology.context import Deps
+from scopenet.store.db import db_errors
+
+log = structlog.get_logger("topology.scopes")
+
+SPEC_LAG = Histogram(
+    "scopenet_topology_pool_event_to_spec_seconds",
+    "From an IPAM pool event's commit to its RouterSpecs in the outbox",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+class Mirror:
+    def __init__(self, deps: Deps) -> None:
+        self.d = deps
+        self.db = deps.db
+
+    async def _know_scope(self, scope_id: object) -> None:
+        if scope_id is None:
+            return
+        async with db_errors(), self.db.acquire() as conn:
+            if await store.known_scope(conn, scope_id):  # type: ignore[arg-type]
+                return
+        scope = await self.d.ipam.scope(scope_id)  # type: ignore[arg-type]
+        async with db_errors(), self.db.acquire() as conn:
+            await store.upsert_scope(conn, scope)
+
+    async def on_pool(self, event: im.SubnetPoolEvent) -> None:
+        pool = event.resource
+        if event.type.endswith(".deleted"):
+            async with db_errors(), self.db.acquire() as conn, conn.transaction():
+                if not await consumed(conn, event.id):
+                    await conn.execute("DELETE FROM subnetpools WHERE id = $1", pool.id)
+            return
+        await self._know_scope(pool.address_scope_id)
+        async with db_errors(), self.db.acquire() as conn, conn.transaction():
+            if await consumed(conn, event.id):
+                return
+            before = await store.upsert_pool(conn, pool)
+            was = before["address_scope_id"] if before is not None else None
+            moved = (before is None or before["revision_number"] <= pool.revision_number) and (
+                was != pool.address_scope_id
+                or (event.previous is not None and event.previous.address_scope_id != pool.address_scope_id)
+            )
+            if moved:
+                specs = await self.d.specs.publish_for_pools(conn, [pool.id])
+                SPEC_LAG.observe(max(0.0, time.time() - event.occurred_at.timestamp()))
+                log.info(
+                    "pool_rescoped", subnetpool_id=str(pool.id), scope=str(pool.address_scope_id), routers=len(specs)
+                )
+
+    async def on_scope(self, event: im.AddressScopeEvent) -> None:
+        async with db_errors(), self.db.acquire() as conn, conn.transaction():
+            if await consumed(conn, event.id):
+                return
+            if event.type.endswith(".deleted"):
+                await conn.execute("DELETE FROM address_scopes WHERE id = $1", event.resource.id)
+            else:
+                await store.upsert_scope(conn, event.resource)
+
+    async def fill(self) -> None:
+        """Copy IPAM's scopes and pools (retrying until IPAM answers); republish moved pools."""
+        delay = 0.2
+        while True:
+            try:
+                scopes = await self.d.ipam.scopes()
+                pools = await self.d.ipam.pools()
+                break
+            except Exception as exc:
+                log.warning("mirror_fill_waiting", error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        async with db_errors(), self.db.acquire() as conn, conn.transaction():
+            for s in scopes:
+                await store.upsert_scope(conn, s)
+            moved = []
+            for p in pools:
+                before = await store.upsert_pool(conn, p)
+                if before is not None and before["address_scope_id"] != p.address_scope_id:
+                    moved.append(p.id)
+            if moved:
+                await self.d.specs.publish_for_pools(conn, moved)
+        log.info("mirror_filled", scopes=len(scopes), pools=len(pools), moved=len(moved))

@@ -1,0 +1,217 @@
+"""kill -9 a topology process at random moments while clients create and delete subnets and ports:
+once the reconciler has run, IPAM and topology agree (every allocation has its owner and every
+owner its allocation), every acknowledged create is still there and every acknowledged delete gone.
+
+The in-process topology steps aside (stops taking commands) so that the process being killed
+serves every command; its reconciler keeps running, as another replica's would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from scopenet.bus.client import BusClient
+from scopenet.bus.micro import serve
+from scopenet.errors import DomainError, TransientError
+from scopenet.infra.select import Endpoints
+from scopenet.runtime import Running
+from scopenet.services.topology.handlers import routes
+
+from tests.integration.conftest import ADMIN
+from tests.integration.topology.conftest import Build, Topo, project
+
+SCOPENET = Path(sys.executable).parent / "scopenet"
+EXPECTED_REFUSALS = {"SubnetInUse", "PortNotFound", "SubnetNotFound", "IpAddressGenerationFailure"}
+
+
+class Victim:
+    """``scopenet service topology`` as a child process; its log (JSON lines) goes to a file."""
+
+    def __init__(self, infra: Endpoints, log: Path) -> None:
+        self.env = {
+            **os.environ,
+            "SCOPENET_DATABASE_URL": infra.database_url,
+            "SCOPENET_NATS_URL": infra.nats_url,
+            "SCOPENET_LOG_LEVEL": "info",
+            "SCOPENET_TOPOLOGY_STALE_AFTER": "2",
+            "SCOPENET_TOPOLOGY_RECONCILE_INTERVAL": "1",
+        }
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([str(SCOPENET), "service", "topology"], env=self.env,
+                                         stdout=subprocess.DEVNULL, stderr=out)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def repairs(self) -> Counter[str]:
+        done: Counter[str] = Counter()
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("event") == "reconciled":
+                    done.update({k: v for k, v in entry.items() if isinstance(v, int)})
+        return done
+
+
+@contextlib.asynccontextmanager
+async def in_process_paused(svc: Running) -> AsyncIterator[None]:
+    assert svc.server is not None
+    await svc.server.stop()
+    try:
+        yield
+    finally:
+        svc.server = await serve(svc.nc, name="topology", version="0.1.0", description="topology (tests)",
+                                 routes=routes(svc.extra), limit=64)  # type: ignore[attr-defined]
+
+
+async def disagreements(db: asyncpg.Connection, networks: list[str]) -> dict[str, Any]:
+    """What IPAM and topology disagree about on these networks (empty: they agree)."""
+    t_sub = {r["id"]: (str(r["cidr"]), r["state"]) for r in await db.fetch(
+        "SELECT id, cidr, state FROM topology.subnets WHERE network_id = ANY($1::uuid[])", networks)}
+    i_sub = {r["id"]: str(r["cidr"]) for r in await db.fetch(
+        "SELECT id, cidr FROM ipam.subnets WHERE network_id = ANY($1::uuid[])", networks)}
+    t_ips = {(r["port_id"], r["subnet_id"], str(r["ip_address"])) for r in await db.fetch(
+        """SELECT i.* FROM topology.port_ips i JOIN topology.ports p ON p.id = i.port_id
+           WHERE p.network_id = ANY($1::uuid[]) AND i.ipam_held""", networks)}
+    i_ips = {(r["port_id"], r["subnet_id"], str(r["ip_address"])) for r in await db.fetch(
+        "SELECT a.* FROM ipam.ip_allocations a JOIN ipam.subnets s ON s.id = a.subnet_id "
+        "WHERE s.network_id = ANY($1::uuid[])", networks)}
+    unsettled = await db.fetchval(
+        "SELECT (SELECT count(*) FROM topology.subnets WHERE state <> 'active' AND network_id = ANY($1::uuid[])) "
+        "+ (SELECT count(*) FROM topology.ports WHERE state <> 'active' AND network_id = ANY($1::uuid[]))", networks)
+    out = {
+        "unsettled_rows": unsettled,
+        "subnet_without_allocation": [s for s in t_sub if s not in i_sub],
+        "allocation_without_subnet": [s for s in i_sub if s not in t_sub],
+        "cidr_mismatch": [s for s in t_sub if s in i_sub and t_sub[s][0] != i_sub[s]],
+        "address_without_allocation": sorted(t_ips - i_ips),
+        "allocation_without_address": sorted(i_ips - t_ips),
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+async def test_kill9_topology_under_load_converges(topo: Topo, mk: Build, infra: Endpoints, nats_client: Any,
+                                                   topology_running: Running, tmp_path: Path) -> None:
+    alice = project()
+    pool = await mk.pool(["10.200.0.0/16"], default_prefixlen=28)
+    nets = [await mk.network(alice) for _ in range(6)]
+    net_ids = [str(n.id) for n in nets]
+    fast = Topo(BusClient(nats_client, timeout=1.0))  # a dead process must not stall clients for long
+    victim = Victim(infra, tmp_path / "topology.log")
+    ops: Counter[str] = Counter()
+    alive_ports: set[str] = set()
+    gone_ports: set[str] = set()
+
+    async def call(verb: str, **body: Any) -> Any:
+        try:
+            result = await fast(verb, alice, **body)
+            ops[f"{verb} ok"] += 1
+            return result
+        except TransientError:
+            ops[f"{verb} unavailable"] += 1
+        except DomainError as exc:
+            assert exc.code < 500 and exc.type in EXPECTED_REFUSALS, f"{verb}: {exc.code} {exc.type}: {exc.message}"
+            ops[f"{verb} refused"] += 1
+        return None
+
+    async def client(net: Any, stop_at: float) -> None:
+        subnet: str | None = None
+        mine: list[str] = []
+        while time.monotonic() < stop_at:
+            if subnet is None:
+                reply = await call("subnet.create", subnet={"network_id": str(net.id), "ip_version": 4,
+                                                            "subnetpool_id": str(pool.id)})
+                subnet = str(reply.subnet.id) if reply else None
+                continue
+            roll = random.random()
+            if roll < 0.55:
+                reply = await call("port.create", port={"network_id": str(net.id)})
+                if reply:
+                    mine.append(str(reply.port.id))
+                    alive_ports.add(str(reply.port.id))
+            elif roll < 0.9 and mine:
+                port = mine.pop(random.randrange(len(mine)))
+                alive_ports.discard(port)  # without an answer its fate is unknown; with one, it is gone
+                if await call("port.delete", id=port):
+                    gone_ports.add(port)
+            elif not mine:
+                if await call("subnet.delete", id=subnet):
+                    subnet = None
+
+    async def chaos(stop_at: float) -> None:
+        while time.monotonic() < stop_at - 1:
+            await asyncio.sleep(random.uniform(0.6, 1.4))
+            victim.kill9()
+            victim.start()
+
+    async def victim_answers() -> None:
+        async with asyncio.timeout(60):
+            while True:
+                with contextlib.suppress(TransientError):
+                    await fast("network.list", alice, filters={"id": net_ids[0]})
+                    return
+                await asyncio.sleep(0.1)
+
+    victim.start()
+    try:
+        async with in_process_paused(topology_running):
+            await victim_answers()
+            stop_at = time.monotonic() + 7.0
+            await asyncio.gather(chaos(stop_at), *(client(n, stop_at) for n in nets))
+            await victim_answers()
+            settled_at = time.monotonic()
+            db = await asyncpg.connect(infra.database_url)
+            try:
+                first = await disagreements(db, net_ids)
+                diff = first
+                async with asyncio.timeout(30):
+                    while diff:
+                        await asyncio.sleep(0.25)
+                        diff = await disagreements(db, net_ids)
+                converged = time.monotonic() - settled_at
+                ports_now = {str(r["id"]) for r in await db.fetch(
+                    "SELECT id FROM topology.ports WHERE network_id = ANY($1::uuid[])", net_ids)}
+            finally:
+                await db.close()
+    finally:
+        victim.stop()
+    repaired = victim.repairs() + topology_running.extra.extra["reconciler"].last  # type: ignore[attr-defined]
+    print(f"\ncrash loop: {victim.kills} kill -9, operations {dict(sorted(ops.items()))}")
+    print(f"after the load: disagreements {({k: len(v) if isinstance(v, list) else v for k, v in first.items()})}, "
+          f"converged in {converged:.1f}s; reconciler repairs (victim's log) {dict(victim.repairs())}")
+    assert victim.kills >= 3
+    assert ops["port.create ok"] > 20 and ops["subnet.create ok"] >= len(nets)
+    assert alive_ports <= ports_now, "an acknowledged port vanished"
+    assert not (gone_ports & ports_now), "an acknowledged delete came back"
+    assert repaired is not None
