@@ -154,6 +154,9 @@ def service(name: str, state_dir: Path | None) -> None:
         async with factory(settings, database_url=ep.database_url, nats_url=ep.nats_url):
             await until_signalled()
 
+    if name == "api" and settings.nats_url:  # stateless: NATS is all it needs, never a database
+        asyncio.run(main(Endpoints(settings.database_url or "", settings.nats_url, "configured")))
+        return
     with _infrastructure(settings) as ep:
         asyncio.run(main(ep))
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 Name = Annotated[
     str, StringConstraints(max_length=255, pattern=r"^$|^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$")
 ]
-Description = Annotated[str, StringConstraints(max_length=255)]
+Description = Annotated[str, StringConstraints(max_length=255, pattern=r"^[^\x00]*$")]  # Postgres text holds no NUL
 ProjectId = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^,\x00-\x1f\x7f]+$")]
 Tags = Annotated[list[Tag], Field(max_length=50)]

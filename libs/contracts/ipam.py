@@ -108,7 +108,7 @@ class SubnetPoolCreateBody(Contract):
     min_prefixlen: PrefixLen | None = Field(default=None, ge=0)
     max_prefixlen: PrefixLen | None = Field(default=None, ge=0)
     default_prefixlen: PrefixLen | None = Field(default=None, ge=0)
-    default_quota: int | None = Field(default=None, ge=0)
+    default_quota: int | None = Field(default=None, ge=0, le=2**31 - 1)
     address_scope_id: UUID | None = None
     is_default: bool = False
     shared: bool = False
@@ -122,7 +122,7 @@ class SubnetPoolUpdateBody(Contract):
     min_prefixlen: PrefixLen | None = Field(default=None, ge=0)
     max_prefixlen: PrefixLen | None = Field(default=None, ge=0)
     default_prefixlen: PrefixLen | None = Field(default=None, ge=0)
-    default_quota: int | None = Field(default=None, ge=0)
+    default_quota: int | None = Field(default=None, ge=0, le=2**31 - 1)
     address_scope_id: UUID | None = None
     is_default: bool | None = None
     description: Description | None = None

@@ -11,7 +11,7 @@ Order matters in three places:
   interface the rules do not know yet gets no scope mark and cannot leave by a scoped port).
 - A veth whose host-side peer is missing or wrong is deleted and created again; deleting either
   end of a veth deletes both, so host-side leftovers are deleted by name first.
-- Routes are re-issued (``replace``, idempotent) whenever a link or an address changed, because
+- Routes are re-issued (``replace``, idempotent) whenever a link or an address went away, because
   the kernel silently drops routes whose nexthop became unreachable.
 """
 
@@ -121,7 +121,7 @@ def _converge(desired: RouterState, observed: ObservedRouter) -> list[Action]:
     out += [DeleteAddress(ns, a) for a in gone]
     out += [AddAddress(ns, a) for a in new]
 
-    changed = bool(created or gone or new or any(isinstance(a, DeleteLink) for a in out))
+    changed = bool(created or gone or any(isinstance(a, DeleteLink) for a in out))
     out += [DeleteRoute(ns, r) for r in sorted(observed.routes - desired.routes)]
     routes = desired.routes if changed else desired.routes - observed.routes
     out += [ReplaceRoute(ns, r) for r in sorted(routes)]

@@ -22,5 +22,6 @@ def routes(db: asyncpg.Pool) -> list[Route]:
         "rbac_policy": Rbac(db),
     }
     # ``list`` is a builtin worth keeping usable inside the classes: that verb's method is ``list_``.
-    return [Route(ep, getattr(by_resource[ep.resource], "list_" if ep.verb == "list" else ep.verb))
-            for ep in IPAM_ENDPOINTS]
+    return [
+        Route(ep, getattr(by_resource[ep.resource], "list_" if ep.verb == "list" else ep.verb)) for ep in IPAM_ENDPOINTS
+    ]

@@ -23,26 +23,11 @@ _DEFAULT_TAKEN = (
 )
 
 
-_INT4_MAX = 2**31 - 1
 """``default_quota`` is stored in an ``integer`` column."""
 
 
-def _check_storable(values: dict[str, Any]) -> None:
-    """Refuse, naming the field, what the contract lets through but Postgres cannot store (else a 500)."""
-    quota = values.get("default_quota")
-    if quota is not None and quota > _INT4_MAX:
-        raise InvalidInput(
-            f"Invalid input for default_quota. Reason: '{quota}' is too large, at most {_INT4_MAX}.",
-            field="default_quota",
-        )
-    if "\x00" in (values.get("description") or ""):
-        raise InvalidInput(
-            "Invalid input for description. Reason: NUL characters are not allowed.", field="description"
-        )
-
-
 class SubnetPools:
-    def __init__(self, db: asyncpg.Pool, on_pool_change: Any = None) -> None:
+    def __init__(self, db: asyncpg.Pool) -> None:
         self.db = db
 
     # ------------------------------------------------------------ reads
@@ -95,7 +80,6 @@ class SubnetPools:
         if body.is_default:
             require_admin_for(ctx, "is_default", "create_subnetpool")
         owner = owner_for_create(ctx, body.project_id, body.tenant_id)
-        _check_storable({"default_quota": body.default_quota, "description": body.description})
         lo, hi, default = pfx.prefix_bounds(
             version,
             min_prefixlen=body.min_prefixlen,
@@ -158,7 +142,6 @@ class SubnetPools:
     async def _update(
         self, ctx: CallContext, id_: uuid.UUID, changes: dict[str, Any], if_revision: int | None
     ) -> m.SubnetPool:
-        _check_storable(changes)
         if "is_default" in changes:
             require_admin_for(ctx, "is_default", "update_subnetpool")
         async with (

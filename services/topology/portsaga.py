@@ -166,6 +166,9 @@ async def activate(
                 [(port_id, s, ip, held) for s, ip, held in ips],
             )
     except asyncpg.UniqueViolationError:
+        for s, ip, _ in ips:  # DEBUG
+            other = await conn.fetchrow("SELECT i.*, p.state, p.created_at, p.state_at FROM port_ips i JOIN ports p ON p.id = i.port_id WHERE subnet_id = $1 AND ip_address = $2::inet", s, ip)
+            log.error("DEBUG_dup", port=str(port_id), subnet=str(s), ip=ip, other=dict(other) if other else None)
         raise Conflict("IP address is already allocated", type="IpAddressAlreadyAllocated") from None
     except asyncpg.ForeignKeyViolationError:
         raise Conflict("A subnet of the port was deleted meanwhile", type="SubnetNotFound") from None

@@ -113,8 +113,9 @@ async def test_errors_never_leak_and_have_neutron_shape(client: TestClient[Any, 
     for method, path, status in (("GET", "/v2.0/nothing", 404), ("PATCH", "/v2.0/things", 405)):
         r = await client.request(method, path)
         assert r.status == status and "NeutronError" in await r.json()
-    r = await client.post("/v2.0/things", data=b"\xff\xfe", headers={"X-Roles": "member"})
-    assert r.status == 400
+    for raw in (b"\xff\xfe", b'{"thing": {"name": "\\ud800"}}', b'{"thing": {"name": "a\\u0000"}}', b"[" * 100000):
+        r = await client.post("/v2.0/things", data=raw, headers={"X-Roles": "member"})
+        assert r.status == 400, raw[:40]
     r = await client.post("/v2.0/things", json={"thing": {"name": "x"}}, headers={"X-Roles": "reader"})
     assert r.status == 403
     r = await client.put(

@@ -78,7 +78,7 @@ def test_pagination_links() -> None:
 @pytest.mark.parametrize(
     "query",
     ["bogus=1", "tags_any=x", "size=big", "sort_key=name", "sort_key=tags&sort_dir=asc", "sort_key=name&sort_dir=up",
-     "limit=-1", "limit=x", "page_reverse=maybe"],
+     "limit=-1", "limit=x", "limit=\u00b2", "size=\u00b2", "page_reverse=maybe"],
 )  # fmt: skip
 def test_bad_parameters_are_400(query: str) -> None:
     with pytest.raises(BadRequest):
