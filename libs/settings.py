@@ -7,10 +7,20 @@ whole truth; each service reads the fields it needs.
 from __future__ import annotations
 
 import os
+import re
+import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def agent_id_from(name: str) -> str:
+    """``name`` as an agent id: ``[A-Za-z0-9_-]{1,64}`` (other characters become ``-``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "-", name.strip())[:64]
+    if not cleaned:
+        raise ValueError("agent_id is empty")
+    return cleaned
 
 
 def default_state_dir() -> Path:
@@ -70,6 +80,39 @@ class Settings(BaseSettings):
 
     tokens_file: Path | None = None
     """YAML (or JSON) ``{tokens: {<token>: {project_id, roles}}}``. Unset: ``<state_dir>/tokens.yaml``."""
+
+    agent_id: str = Field(default_factory=lambda: agent_id_from(socket.gethostname()))
+    """The L3 agent's identity: its RouterSpec subjects, its heartbeat key, the owner label of its
+    nftables tables. Default: the hostname. Characters outside ``[A-Za-z0-9_-]`` become ``-`` (it is a
+    NATS subject token, and Kubernetes node names have dots)."""
+
+    agent_host_netns: str | None = None
+    """The network namespace the L3 agent treats as "the host" (the bridges and the host ends of the
+    routers' veths live there); created if missing. Unset: the agent's own namespace (production).
+    ``scopenet up`` and the tests set it, so they never touch the machine's own interfaces."""
+
+    agent_resync_interval: float = Field(default=30.0, gt=0)
+    """Seconds between the L3 agent's full resyncs (repairs hand-made changes, sweeps orphans)."""
+
+    agent_concurrency: int = Field(default=8, ge=1, le=256)
+    """Routers the L3 agent reconciles at once."""
+
+    agent_heartbeat_interval: float = Field(default=2.0, gt=0)
+    """Seconds between the L3 agent's heartbeats (keep well below topology's ``agent_ttl``, 10 s)."""
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id(cls, v: str) -> str:
+        return agent_id_from(v)
+
+    @field_validator("agent_host_netns")
+    @classmethod
+    def _netns(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if "/" in v or v in {".", ".."} or len(v) > 200:
+            raise ValueError("agent_host_netns must be a namespace name (as in `ip netns`), not a path")
+        return v
 
     @field_validator("log_level")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -27,8 +28,14 @@ SERVICE_APPS: dict[str, str] = {
     "ipam": "scopenet.services.ipam.app:ipam_service",
     "topology": "scopenet.services.topology.app:topology_service",
     "api": "scopenet.services.api.app:api_service",
+    "l3-agent": "scopenet.services.l3_agent.app:l3_agent_service",
 }
 SERVICES = tuple(SERVICE_APPS)
+#: Services that never use a database: ``scopenet service`` gives them NATS only (no embedded Postgres).
+STATELESS = frozenset({"api", "l3-agent"})
+#: Services that program the kernel (root, nftables): ``up`` starts them only where the datapath can
+#: run, in a host namespace of their own; ``demo`` does not need them.
+DATAPATH = frozenset({"l3-agent"})
 
 
 def _service_factory(name: str) -> Any:
@@ -56,6 +63,42 @@ def _infrastructure(settings: Settings) -> Iterator[Endpoints]:
             return
     with endpoints(database_url=settings.database_url, nats_url=settings.nats_url, state_dir=settings.state_dir) as ep:
         yield ep
+
+
+@contextlib.contextmanager
+def _nats_only(settings: Settings) -> Iterator[Endpoints]:
+    """For a service that needs NATS and nothing else: the configured URL, else the one a running
+    ``scopenet up`` recorded, else an embedded nats-server (never an embedded Postgres)."""
+    if settings.nats_url:
+        yield Endpoints(settings.database_url or "", settings.nats_url, "configured")
+        return
+    stack = running_stack(settings.state_dir)
+    if stack is not None:
+        yield Endpoints("", stack["nats_url"], "scopenet up")
+        return
+    from scopenet.infra.embedded import nats_server
+
+    with nats_server(settings.state_dir / "nats") as url:
+        yield Endpoints("", url, "embedded")
+
+
+def _host_netns(settings: Settings) -> str:
+    """The host namespace ``scopenet up`` gives its L3 agent: configured, else one per state dir."""
+    if settings.agent_host_netns:
+        return settings.agent_host_netns
+    digest = hashlib.sha1(str(settings.state_dir.resolve()).encode()).hexdigest()[:8]
+    return f"scopenet-host-{digest}"
+
+
+def _datapath_problem() -> str | None:
+    """Why this machine cannot run the L3 agent (one line), or None when it can."""
+    from scopenet.netlink import DatapathUnavailable, check
+
+    try:
+        check()
+    except DatapathUnavailable as exc:
+        return str(exc)
+    return None
 
 
 state_dir_option = click.option(
@@ -106,16 +149,35 @@ def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: st
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     with _infrastructure(settings) as ep:
-        record = record_stack(settings.state_dir, database_url=ep.database_url, nats_url=ep.nats_url)
+        # The L3 agent runs where it can (root, nftables), always in a host namespace of its own:
+        # `up` never changes the machine's interfaces, routes or firewall.
+        problem = _datapath_problem()
+        services = [s for s in SERVICES if s not in DATAPATH or problem is None]
+        agent_env = {} if problem else {"SCOPENET_AGENT_HOST_NETNS": _host_netns(settings)}
+        extra = {"host_netns": agent_env["SCOPENET_AGENT_HOST_NETNS"]} if agent_env else {}
+        record = record_stack(settings.state_dir, database_url=ep.database_url, nats_url=ep.nats_url, **extra)
         click.echo(
             f"scopenet: Postgres {ep.database_url} and NATS {ep.nats_url} ({ep.source}); state in {settings.state_dir}"
         )
-        env = {**os.environ, "SCOPENET_DATABASE_URL": ep.database_url, "SCOPENET_NATS_URL": ep.nats_url, **api.env}
+        if problem:
+            click.echo(f"{problem} (the L3 agent is not started: routers stay PENDING)", err=True)
+        else:
+            click.echo(
+                f"scopenet: L3 agent with host namespace {extra['host_netns']}; test instances: "
+                "scopenet instance create --port PORT_ID [--name N]"
+            )
+        env = {
+            **os.environ,
+            "SCOPENET_DATABASE_URL": ep.database_url,
+            "SCOPENET_NATS_URL": ep.nats_url,
+            **api.env,
+            **agent_env,
+        }
         procs = {
             svc: subprocess.Popen([sys.executable, "-m", "scopenet.services.cli", "service", svc], env=env)
-            for svc in SERVICES
+            for svc in services
         }
-        click.echo(f"scopenet: started {', '.join(SERVICES)}; press Ctrl-C to stop")
+        click.echo(f"scopenet: started {', '.join(services)}; press Ctrl-C to stop")
         click.echo("\n".join(api.lines))
         try:
             signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -154,10 +216,8 @@ def service(name: str, state_dir: Path | None) -> None:
         async with factory(settings, database_url=ep.database_url, nats_url=ep.nats_url):
             await until_signalled()
 
-    if name == "api" and settings.nats_url:  # stateless: NATS is all it needs, never a database
-        asyncio.run(main(Endpoints(settings.database_url or "", settings.nats_url, "configured")))
-        return
-    with _infrastructure(settings) as ep:
+    infrastructure = _nats_only if name in STATELESS else _infrastructure  # stateless: never a database
+    with infrastructure(settings) as ep:
         asyncio.run(main(ep))
 
 
@@ -202,6 +262,7 @@ def demo(state_dir: Path | None, keep: bool) -> None:
             procs = [
                 subprocess.Popen([sys.executable, "-m", "scopenet.services.cli", "service", svc], env=env)
                 for svc in SERVICES
+                if svc not in DATAPATH  # the walkthrough does not use the datapath
             ]
             try:
                 ok = asyncio.run(run(ep.nats_url))
@@ -249,6 +310,124 @@ def bench_api(state_dir: Path | None, clients: str, per_level: int) -> None:
     with _infrastructure(settings) as ep:
         result = asyncio.run(run(ep, levels=levels, per_level=per_level))
     click.echo(json.dumps(result, indent=2))
+
+
+@bench.command("topology")
+@state_dir_option
+@click.option("--clients", default="1,8,32", show_default=True, help="concurrency levels")
+@click.option("--requests", "per_level", default=1000, show_default=True, help="creations per level and kind")
+@click.option("--rescopes", default=50, show_default=True, help="pool scope changes timed to the RouterSpec")
+def bench_topology(state_dir: Path | None, clients: str, per_level: int, rescopes: int) -> None:
+    """Ports/s and subnets/s through the NATS path; pool scope change → RouterSpec latency."""
+    from scopenet.services.bench.topology import run
+
+    settings = _settings(state_dir)
+    levels = [int(c) for c in clients.split(",")]
+    with _infrastructure(settings) as ep:
+        result = asyncio.run(run(ep, levels=levels, per_level=per_level, rescopes=rescopes))
+    click.echo(json.dumps(result, indent=2))
+
+
+@bench.command("agent")
+@click.option("--routers", default=200, show_default=True, help="routers for the cold start")
+@click.option("--updates", default=200, show_default=True, help="spec updates timed one at a time")
+def bench_agent(routers: int, updates: int) -> None:
+    """L3 agent: RouterSpec → kernel latency, cold start, peak RSS (root; in a private namespace)."""
+    from scopenet.services.bench.agent import run
+
+    problem = _datapath_problem()
+    if problem:
+        raise click.ClickException(problem)
+    log.configure(level="warning", fmt="console")
+    result = asyncio.run(run(routers=routers, updates=updates))
+    click.echo(json.dumps(result, indent=2))
+
+
+@cli.group()
+def instance() -> None:
+    """Test instances: a namespace plugged into a network like a VM (needs root and a running stack)."""
+
+
+def _instance_env(state_dir: Path | None) -> tuple[Settings, Any]:
+    from scopenet.services.instance import plug
+
+    settings = _settings(state_dir)
+    log.configure(level="warning", fmt="console")
+    problem = _datapath_problem()
+    if problem:
+        raise click.ClickException(problem)
+    try:
+        return settings, plug.find_stack(settings)
+    except plug.InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@instance.command("create")
+@state_dir_option
+@click.option("--port", "port_id", required=True, help="the port (its network, MAC and fixed IPs)")
+@click.option("--name", default=None, help="instance name (default: the port's name, else its id's start)")
+def instance_create(state_dir: Path | None, port_id: str, name: str | None) -> None:
+    """Plug a namespace into the port's network, with the port's MAC, addresses and default routes."""
+    from scopenet.netlink import Namespaces
+    from scopenet.services.instance import plug
+
+    settings, stack = _instance_env(state_dir)
+
+    async def go() -> str:
+        nc, bus = await plug.connect(stack.nats_url, settings.request_timeout)
+        ns = Namespaces()
+        await ns.start()
+        try:
+            inst = await plug.create(ns, bus, port_id=port_id, name=name, host=stack.host_netns)
+            return plug.describe(inst, stack.host_netns)
+        finally:
+            await ns.close()
+            await nc.close()
+
+    try:
+        click.echo(asyncio.run(go()))
+    except Exception as exc:  # DomainError (no such port), InstanceError, KernelError: one line
+        raise click.ClickException(str(exc)) from None
+
+
+@instance.command("exec", context_settings={"ignore_unknown_options": True})
+@state_dir_option
+@click.argument("name")
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
+def instance_exec(state_dir: Path | None, name: str, argv: tuple[str, ...]) -> None:
+    """Run a command inside an instance: scopenet instance exec NAME -- ping -c1 203.0.113.3"""
+    from scopenet.netlink import Namespaces
+    from scopenet.services.instance import plug
+
+    del state_dir  # instances are found by name; the option is accepted for symmetry with create/delete
+    try:
+        cmd = plug.exec_argv(Namespaces(), name=name, argv=argv)
+    except plug.InstanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    os.execv(cmd[0], cmd)
+
+
+@instance.command("delete")
+@state_dir_option
+@click.argument("name")
+def instance_delete(state_dir: Path | None, name: str) -> None:
+    """Unplug and remove an instance."""
+    from scopenet.netlink import Namespaces
+    from scopenet.services.instance import plug
+
+    _, stack = _instance_env(state_dir)
+
+    async def go() -> bool:
+        ns = Namespaces()
+        await ns.start()
+        try:
+            return await plug.delete(ns, name=name, host=stack.host_netns)
+        finally:
+            await ns.close()
+
+    if not asyncio.run(go()):
+        raise click.ClickException(f"scopenet: no instance {name}")
+    click.echo(f"instance {name} deleted")
 
 
 def main(argv: list[str] | None = None) -> None:

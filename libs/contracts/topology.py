@@ -51,7 +51,8 @@ def dlq_subject(consumer: str) -> str:
 
 
 Ipv6Mode = Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"]
-DeviceField = Annotated[str, StringConstraints(max_length=255)]
+DeviceField = Annotated[str, StringConstraints(max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$")]
+ServiceType = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
 RouterStatus = Literal["ACTIVE", "PENDING", "ERROR", "DOWN"]
 
 
@@ -205,7 +206,7 @@ class SubnetCreateBody(Contract):
     """At most 5 (400 ``DNSNameServersExhausted``)."""
     host_routes: list[HostRoute] = Field(default_factory=list, max_length=256)
     """At most 20 (400 ``HostRoutesExhausted``)."""
-    service_types: list[str] = Field(default_factory=list, max_length=32)
+    service_types: list[ServiceType] = Field(default_factory=list, max_length=32)
     description: Description = ""
     tags: Tags = Field(default_factory=list)
 
@@ -219,7 +220,7 @@ class SubnetUpdateBody(Contract):
     enable_dhcp: bool | None = None
     dns_nameservers: list[str] | None = Field(default=None, max_length=64)
     host_routes: list[HostRoute] | None = Field(default=None, max_length=256)
-    service_types: list[str] | None = Field(default=None, max_length=32)
+    service_types: list[ServiceType] | None = Field(default=None, max_length=32)
     tags: Tags | None = None
 
 
@@ -553,32 +554,32 @@ class DeadLetter(Contract):
 
 
 class NetworkEvent(Event):
-    resource: Network  # type: ignore[assignment]
-    previous: Network | None = None  # type: ignore[assignment]
+    resource: Network
+    previous: Network | None = None
 
 
 class TopologySubnetEvent(Event):
     """Topology's (Neutron's) view of a subnet; IPAM's ``subnet`` events describe the allocation."""
 
-    resource: Subnet  # type: ignore[assignment]
-    previous: Subnet | None = None  # type: ignore[assignment]
+    resource: Subnet
+    previous: Subnet | None = None
 
 
 class PortEvent(Event):
-    resource: Port  # type: ignore[assignment]
-    previous: Port | None = None  # type: ignore[assignment]
+    resource: Port
+    previous: Port | None = None
 
 
 class RouterEvent(Event):
-    resource: Router  # type: ignore[assignment]
-    previous: Router | None = None  # type: ignore[assignment]
+    resource: Router
+    previous: Router | None = None
 
 
 class FloatingIpEvent(Event):
-    resource: FloatingIp  # type: ignore[assignment]
-    previous: FloatingIp | None = None  # type: ignore[assignment]
+    resource: FloatingIp
+    previous: FloatingIp | None = None
 
 
 class NetworkRbacEvent(Event):
-    resource: NetworkRbacPolicy  # type: ignore[assignment]
-    previous: NetworkRbacPolicy | None = None  # type: ignore[assignment]
+    resource: NetworkRbacPolicy
+    previous: NetworkRbacPolicy | None = None

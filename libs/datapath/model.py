@@ -255,8 +255,12 @@ class Plan:
         return [describe(a) for a in self.actions]
 
 
+def _where(namespace: str | None) -> str:
+    return "host" if namespace is None else "router"
+
+
 def describe(action: Action) -> str:
-    where = lambda ns: "host" if ns is None else "router"  # noqa: E731
+    where = _where
     match action:
         case CreateNamespace(namespace=ns, sysctls=s):
             return f"create namespace {ns} ({len(s)} sysctls, nft table)"

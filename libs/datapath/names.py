@@ -68,5 +68,5 @@ def bridge(segmentation_id: int) -> str:
 
 def scope_mark(scope: Scope | None) -> int:
     """Neutron's layout: the scope's mark id in the upper 16 bits; None is "no scope" (1024)."""
-    mark_id = NOSCOPE_MARK_ID if scope is None else scope.mark_id
+    mark_id: int = NOSCOPE_MARK_ID if scope is None else scope.mark_id
     return mark_id << 16

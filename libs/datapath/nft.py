@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from scopenet.contracts.routerspec import FloatingIp, RouterPort, RouterSpec, Scope
@@ -52,13 +52,17 @@ def _scope(port: RouterPort, family: int) -> Scope:
     return port.scope_v4 if family == 4 else port.scope_v6
 
 
-def _per_family(port: RouterPort, families: Iterable[int], rule: Callable[[str, int], str]) -> list[str]:
+def _per_family(port: RouterPort, families: Iterable[int], template: str) -> list[str]:
     """One rule per family; a single one without ``meta nfproto`` when both families share the mark.
 
-    ``rule(nfproto_prefix, mark)`` renders one rule.
+    ``template`` has ``{nfproto}``, ``{set_mark}`` (set the scope mark) and ``{mark}`` (hex).
     """
     fams = list(families)
     marks = {f: names.scope_mark(_scope(port, f)) for f in fams}
+
+    def rule(nfproto: str, mark: int) -> str:
+        return template.format(nfproto=nfproto, set_mark=_set_scope(mark), mark=_hex(mark))
+
     if fams == [4, 6] and marks[4] == marks[6]:
         return [rule("", marks[4])]
     return [rule(f"meta nfproto ipv{f} ", marks[f]) for f in fams]
@@ -74,7 +78,7 @@ def _gateway_v4(spec: RouterSpec) -> str | None:
         return None
     for a in spec.gateway.addresses:
         if ipaddress.ip_address(a.ip_address).version == 4:
-            return a.ip_address
+            return str(a.ip_address)
     return None
 
 
@@ -106,17 +110,14 @@ def render_rules(spec: RouterSpec) -> str:
     counters: list[str] = []
     for dev, port in devices:
         fams = _families(port)
-        scope_mark += _per_family(port, fams, lambda nfp, m, d=dev: f'{nfp}iifname "{d}" {_set_scope(m)}')
+        scope_mark += _per_family(port, fams, '{nfproto}iifname "' + dev + '" {set_mark}')
         # IPv4 may leave by the gateway in any scope while SNAT is on: it is NATed unless in scope.
         filtered = [f for f in fams if not (dev == qg and f == 4 and snat)]
         if filtered:
             cname = counter_name(dev)
             counters.append(cname)
-            scope_filter += _per_family(
-                port,
-                filtered,
-                lambda nfp, m, d=dev, c=cname: f'{nfp}oifname "{d}" meta mark != {_hex(m)}/16 counter name "{c}" drop',
-            )
+            template = '{nfproto}oifname "' + dev + '" meta mark != {mark}/16 counter name "' + cname + '" drop'
+            scope_filter += _per_family(port, filtered, template)
 
     fips = _scoped_fips(spec, ext_mark) if gw else []
     floatingip = [f"ip daddr {f.floating_ip_address} {_set_scope(names.scope_mark(f.fixed_scope))}" for f in fips]
@@ -128,8 +129,16 @@ def render_rules(spec: RouterSpec) -> str:
                 float_snat_mangle.append(f'oifname "{dev}" {_set_scope(ext_mark)}')
 
     low = names.EXTERNAL_INGRESS_MARK
-    ext_ingress = [f'meta nfproto ipv4 iifname "{qg}" meta mark set meta mark & {_hex(names.SCOPE_MASK | low)} | {_hex(low)}'] if qg else []
-    mangle_post = [f'meta nfproto ipv4 oifname "{qg}" ct mark {_hex(0)}/16 ct mark set meta mark & {_hex(names.SCOPE_MASK)}'] if snat else []
+    ext_ingress = (
+        [f'meta nfproto ipv4 iifname "{qg}" meta mark set meta mark & {_hex(names.SCOPE_MASK | low)} | {_hex(low)}']
+        if qg
+        else []
+    )
+    mangle_post = (
+        [f'meta nfproto ipv4 oifname "{qg}" ct mark {_hex(0)}/16 ct mark set meta mark & {_hex(names.SCOPE_MASK)}']
+        if snat
+        else []
+    )
 
     nat_pre: list[str] = []
     nat_post: list[str] = []
@@ -137,7 +146,9 @@ def render_rules(spec: RouterSpec) -> str:
     float_snat: list[str] = []
     if gw is not None and gw_v4 is not None:
         nat_pre = [f"ip daddr {f.floating_ip_address} dnat ip to {f.fixed_ip_address}" for f in spec.floating_ips]
-        float_snat = [f"ip saddr {f.fixed_ip_address} counter snat ip to {f.floating_ip_address}" for f in spec.floating_ips]
+        float_snat = [
+            f"ip saddr {f.fixed_ip_address} counter snat ip to {f.floating_ip_address}" for f in spec.floating_ips
+        ]
         nat_post = [
             f'meta nfproto ipv4 iifname != "{qg}" oifname != "{qg}" ct status & dnat == 0 counter accept',
             "meta nfproto ipv4 jump l3_snat",
@@ -178,7 +189,7 @@ def render(spec: RouterSpec, *, owner: str) -> NftTable:
     rules = render_rules(spec)
     digest = digest_of(rules)
     t = f"inet {names.TABLE}"
-    label = f'{COMMENT_PREFIX}owner={owner} digest={digest}'
+    label = f"{COMMENT_PREFIX}owner={owner} digest={digest}"
     text = (
         f"table {t} {{}}\ndelete table {t}\ntable {t} {{\n"
         f'  chain {META_CHAIN} {{\n    accept comment "{label}"\n  }}\n'
@@ -193,7 +204,7 @@ def render(spec: RouterSpec, *, owner: str) -> NftTable:
 def _strip(obj: Any) -> Any:
     """A listing without what changes by itself: handles and counter values."""
     if isinstance(obj, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for k, v in obj.items():
             if k in {"handle", "packets", "bytes"}:
                 continue

@@ -127,8 +127,8 @@ def _converge(desired: RouterState, observed: ObservedRouter) -> list[Action]:
     out += [ReplaceRoute(ns, r) for r in sorted(routes)]
 
     # Bridges this router just left: removed if nobody else is on them (decided when applied).
-    left = {link.peer.master for n, link in observed.links.items() if link.peer and n not in keep}
-    out += [DeleteBridge(b) for b in sorted(left - set(desired.bridges)) if b]
+    left = {link.peer.master for n, link in observed.links.items() if link.peer and link.peer.master and n not in keep}
+    out += [DeleteBridge(b) for b in sorted({b for b in left if b} - set(desired.bridges))]
     return out
 
 

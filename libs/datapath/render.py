@@ -13,12 +13,19 @@ from scopenet.datapath import names, nft
 from scopenet.datapath.model import Address, Route, RouterState, Veth
 
 #: Inside every router namespace. DAD is off because the addresses come from IPAM (unique by
-#: construction) and a tentative address would black-hole traffic for 1–2 s after every change.
+#: construction) and a tentative address would black-hole traffic for 1-2 s after every change.
+#: ARP as Neutron's ``Namespace.create`` sets it: answer only for addresses of the receiving
+#: interface (``arp_ignore=1``) and announce the best local one (``arp_announce=2``). A router has
+#: several ports on one network (one per IPv4 subnet, another for IPv6); with Linux's defaults every
+#: port answers ARP for every address, an instance may send its IPv4 through the IPv6 port, which
+#: has no IPv4 scope mark, and the reply is then dropped by the scope filter.
 ROUTER_SYSCTLS: tuple[tuple[str, str], ...] = (
     ("net/ipv4/ip_forward", "1"),
     ("net/ipv6/conf/all/forwarding", "1"),
     ("net/ipv6/conf/all/accept_dad", "0"),
     ("net/ipv6/conf/default/accept_dad", "0"),
+    ("net/ipv4/conf/all/arp_ignore", "1"),
+    ("net/ipv4/conf/all/arp_announce", "2"),
 )
 
 

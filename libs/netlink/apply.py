@@ -34,6 +34,7 @@ from scopenet.datapath.model import (
     ReplaceRoute,
     SetLink,
     SetSysctl,
+    describe,
 )
 from scopenet.netlink import libnft, rtnl
 from scopenet.netlink.errors import KernelError
@@ -85,9 +86,9 @@ async def apply_plan(kernel: Kernel, plan: Plan) -> dict[str, Any] | None:
         try:
             listing = await _apply(kernel, action, indexes)
         except NetlinkError as exc:
-            raise KernelError(f"{_what(action)}: {exc.args[-1] if exc.args else exc}") from exc
+            raise KernelError(f"{describe(action)}: {exc.args[-1] if exc.args else exc}") from exc
         except OSError as exc:
-            raise KernelError(f"{_what(action)}: {exc.strerror or exc}") from exc
+            raise KernelError(f"{describe(action)}: {exc.strerror or exc}") from exc
         if listing is not None:
             written = listing
         if isinstance(action, CreateVeth):
@@ -95,21 +96,15 @@ async def apply_plan(kernel: Kernel, plan: Plan) -> dict[str, Any] | None:
         elif isinstance(action, SetLink) and action.namespace is None and action.master:
             plugged.append(action.name)
     if plugged:
-        late = await wait_forwarding(kernel._host(), plugged)
+        late = await wait_forwarding(kernel.host_route(), plugged)
         if late:
             raise KernelError(f"bridge ports not forwarding after 2 s: {', '.join(late)}")
     return written
 
 
-def _what(action: Action) -> str:
-    from scopenet.datapath.model import describe
-
-    return describe(action)
-
-
 async def _ipr(kernel: Kernel, namespace: str | None) -> AsyncIPRoute:
     if namespace is None:
-        return kernel._host()
+        return kernel.host_route()
     return (await kernel.handle(namespace, verify=False)).ipr
 
 
@@ -127,33 +122,33 @@ async def _apply(kernel: Kernel, action: Action, index_of: _Indexes) -> dict[str
     """Apply one action; for actions that write the nft table, its listing read right after."""
     ns = kernel.ns
     match action:
-        case CreateNamespace(namespace=name, sysctls=sysctls, nft=text):
+        case CreateNamespace(namespace=new, sysctls=sysctls, nft=text):
 
             def prepare() -> tuple[dict[str, Any] | None, socket.socket]:
                 write_sysctls(sysctls)
                 return _write_table(text), ns.route_socket()
 
             index_of.clear()
-            made = await ns.run(lambda: ns.create(name, prepare))
+            made = await ns.run(lambda: ns.create(new, prepare))
             assert made is not None
             table, sock = made
-            handle = await kernel.adopt(name, sock)
+            handle = await kernel.adopt(new, sock)
             await handle.ipr.link("set", index=1, state="up")  # lo is always index 1 in a new namespace
             return table
-        case DeleteNamespace(namespace=name):
+        case DeleteNamespace(namespace=old):
             index_of.clear()
-            kernel._drop(name)
-            await ns.run(lambda: ns.delete(name))
+            kernel.drop(old)
+            await ns.run(lambda: ns.delete(old))
         case EnsureBridge(name=name):
             async with kernel.bridge_lock:
-                host = kernel._host()
+                host = kernel.host_route()
                 if await link_by_name(host, name) is None:
                     await _tolerate(host.link("add", ifname=name, kind="bridge"), errno.EEXIST)
                 index_of.forget(host, name)
                 await host.link("set", index=await index_of(host, name), state="up")
         case DeleteBridge(name=name):
             async with kernel.bridge_lock:
-                host = kernel._host()
+                host = kernel.host_route()
                 msg = await link_by_name(host, name)
                 if msg is not None and not await bridge_ports(host, msg["index"]):
                     index_of.forget(host, name)
@@ -171,7 +166,7 @@ async def _apply(kernel: Kernel, action: Action, index_of: _Indexes) -> dict[str
             )
             await ipr.link("set", index=await index_of(ipr, v.name), state="up")
             async with kernel.bridge_lock:  # the bridge may have gone with another router's last port
-                host = kernel._host()
+                host = kernel.host_route()
                 if await link_by_name(host, v.bridge) is None:
                     await host.link("add", ifname=v.bridge, kind="bridge")
                     index_of.forget(host, v.bridge)
@@ -200,7 +195,7 @@ async def _apply(kernel: Kernel, action: Action, index_of: _Indexes) -> dict[str
             if mtu:
                 attrs["mtu"] = mtu
             if master:
-                attrs["master"] = await index_of(kernel._host(), master)
+                attrs["master"] = await index_of(kernel.host_route(), master)
             await ipr.link("set", index=await index_of(ipr, ifname), **attrs)
         case AddAddress(namespace=name, address=a) | DeleteAddress(namespace=name, address=a):
             ipr = (await kernel.handle(name, verify=False)).ipr

@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from scopenet.netlink.errors import KernelError
-from scopenet.netlink.kernel import _open
 from scopenet.netlink.namespaces import Namespaces
-from scopenet.netlink.rtnl import IFA_F_NODAD, index_of, link_by_name, wait_forwarding, write_sysctls
+from scopenet.netlink.rtnl import IFA_F_NODAD, index_of, link_by_name, open_ipr, wait_forwarding, write_sysctls
 
 NAMESPACE_PREFIX = "qinst-"
 IFNAME = "eth0"
@@ -91,17 +90,25 @@ class TestInstance:
         mtu: int = 1500,
         port_id: str | None = None,
     ) -> TestInstance:
-        inst = cls(namespaces, name, host, bridge, mac.lower(), list(addresses), list(gateways), list(routes), mtu, port_id)
+        inst = cls(
+            namespaces, name, host, bridge, mac.lower(), list(addresses), list(gateways), list(routes), mtu, port_id
+        )
         await inst._build()
         return inst
 
     async def _build(self) -> None:
         ns = self.namespaces
         name = self.namespace
-        sock = await ns.run(lambda: ns.create(name, lambda: (write_sysctls(SYSCTLS), ns.route_socket())[1]))
+
+        def prepare() -> socket.socket:
+            write_sysctls(SYSCTLS)
+            return ns.route_socket()
+
+        sock = await ns.run(lambda: ns.create(name, prepare))
+        assert sock is not None
         host_sock = await ns.call(self.host, ns.route_socket)
         host_fd = await ns.run(lambda: ns.open_fd(self.host))
-        ipr, host = await _open(sock), await _open(host_sock)
+        ipr, host = await open_ipr(sock), await open_ipr(host_sock)
         try:
             await ipr.link("set", index=1, state="up")
             await ipr.link(
@@ -135,17 +142,26 @@ class TestInstance:
             host.close()
             os.close(host_fd)
 
+    @classmethod
+    def attach(cls, namespaces: Namespaces, name: str, *, host: str | None = None) -> TestInstance:
+        """An existing instance by name (e.g. from another process), for ``exec``/``socket``/``delete``."""
+        return cls(namespaces, name, host, bridge="", mac="", addresses=[])
+
     async def delete(self) -> None:
-        """Unplug and remove the instance (its veth goes with the namespace's name)."""
+        """Unplug and remove the instance. Deleting ``eth0`` takes its bridge port with it at once
+        (a namespace's own teardown is asynchronous)."""
         ns = self.namespaces
-        host = await _open(await ns.call(self.host, ns.route_socket))
+        name = self.namespace
+        if await ns.run(lambda: ns.identity(name)) is None:
+            return
+        ipr = await open_ipr(await ns.call(name, ns.route_socket))
         try:
-            msg = await link_by_name(host, self.peer)
+            msg = await link_by_name(ipr, IFNAME)
             if msg is not None:
-                await host.link("del", index=msg["index"])
+                await ipr.link("del", index=msg["index"])
         finally:
-            host.close()
-        await ns.run(lambda: ns.delete(self.namespace))
+            ipr.close()
+        await ns.run(lambda: ns.delete(name))
 
     # -- using it ---------------------------------------------------------------------------------
 

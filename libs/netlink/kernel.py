@@ -17,16 +17,14 @@ named namespace (``host="…"``; created if missing) or, with ``host=None``, the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
+import ipaddress
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
-from scopenet import log
 from scopenet.datapath import names, nft
 from scopenet.datapath.model import (
     Address,
@@ -42,9 +40,15 @@ from scopenet.netlink import libnft
 from scopenet.netlink.apply import apply_plan
 from scopenet.netlink.errors import KernelError
 from scopenet.netlink.namespaces import Namespaces
-from scopenet.netlink.rtnl import link_by_index, link_by_name, read_sysctls, static_routes, write_sysctls
+from scopenet.netlink.rtnl import (
+    link_by_index,
+    link_by_name,
+    open_ipr,
+    read_sysctls,
+    static_routes,
+    write_sysctls,
+)
 
-_log = log.get("scopenet.netlink.kernel")
 RT_TABLE_MAIN = 254
 RTPROT_STATIC = 4
 
@@ -66,13 +70,16 @@ class _Probe:
     listing: dict[str, Any] | None
 
 
-
 class Kernel:
     """``DatapathPort`` for Linux (see the module docstring)."""
 
-    def __init__(self, namespaces: Namespaces, *, host: str | None = None) -> None:
+    def __init__(self, namespaces: Namespaces, *, host: str | None = None, bridge_nf_off: bool | None = None) -> None:
+        """``bridge_nf_off``: set ``bridge-nf-call-ip(6)tables=0`` in the host namespace, so bridged
+        frames skip its netfilter. Default: yes in a namespace of ours (``host="…"``), no on the real
+        host (``host=None``), where it is a machine-wide setting other software (Docker) relies on."""
         self.ns = namespaces
         self.host = host
+        self.bridge_nf_off = host is not None if bridge_nf_off is None else bridge_nf_off
         self.host_fd = -1
         self.host_ipr: AsyncIPRoute | None = None
         self.handles: dict[str, RouterHandle] = {}
@@ -87,22 +94,19 @@ class Kernel:
             await self.ns.run(lambda: self.ns.identity(name) or self.ns.create(name))
         self.host_fd = await self.ns.run(lambda: self.ns.open_fd(self.host))
         sock = await self.ns.call(self.host, self.ns.route_socket)
-        self.host_ipr = await _open(sock)
-        # Bridged frames must not traverse the host namespace's netfilter (br_netfilter defaults to
-        # on in a new namespace); only in a namespace of ours, never on the real host's.
-        if self.host is not None:
+        self.host_ipr = await open_ipr(sock)
+        # br_netfilter defaults to on in a new namespace: bridged frames would traverse its netfilter.
+        if self.bridge_nf_off:
             keys = ("net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables")
             await self.ns.call(self.host, lambda: write_sysctls(((k, "0") for k in keys), missing_ok=True))
 
     async def close(self) -> None:
         for name in list(self.handles):
-            self._drop(name)
+            self.drop(name)
         if self.host_ipr is not None:
             self.host_ipr.close()
             self.host_ipr = None
         if self.host_fd >= 0:
-            import os
-
             os.close(self.host_fd)
             self.host_fd = -1
 
@@ -115,7 +119,7 @@ class Kernel:
 
     # -- handles --------------------------------------------------------------------------------
 
-    def _drop(self, namespace: str) -> None:
+    def drop(self, namespace: str) -> None:
         """Forget a namespace's handle (closing its socket lets a deleted namespace go)."""
         handle = self.handles.pop(namespace, None)
         if handle is not None:
@@ -137,15 +141,15 @@ class Kernel:
                 table = libnft.session(libnft.table_listing) if list_table else None
                 return _Probe(ident, fresh, read_sysctls(keys), table)
 
-            return self.ns._inside(namespace, inside)
+            return self.ns.inside(namespace, inside)
 
         result = await self.ns.run(probe)
         if result is None:
-            self._drop(namespace)
+            self.drop(namespace)
             return None
         if result.fresh is not None:
-            self._drop(namespace)
-            self.handles[namespace] = RouterHandle(result.identity, await _open(result.fresh))
+            self.drop(namespace)
+            self.handles[namespace] = RouterHandle(result.identity, await open_ipr(result.fresh))
         return result
 
     async def handle(self, namespace: str, *, verify: bool = True) -> RouterHandle:
@@ -164,8 +168,8 @@ class Kernel:
         ident = await self.ns.run(lambda: self.ns.identity(namespace))
         if ident is None:
             raise KernelError(f"network namespace {namespace} vanished")
-        self._drop(namespace)
-        handle = RouterHandle(ident, await _open(sock))
+        self.drop(namespace)
+        handle = RouterHandle(ident, await open_ipr(sock))
         self.handles[namespace] = handle
         return handle
 
@@ -173,7 +177,7 @@ class Kernel:
 
     async def observe(self, router_id: str, desired: RouterState | None) -> ObservedRouter:
         namespace = names.namespace(router_id)
-        host = self._host()
+        host = self.host_route()
         probe = await self._probe(namespace, [k for k, _ in desired.sysctls] if desired else [])
         # Host side by name: the bridges and peers the desired state uses (one RTM_GETLINK each).
         bridges: dict[str, BridgeObs] = {}
@@ -236,13 +240,13 @@ class Kernel:
         master = None
         if index := msg.get("master"):
             if index not in masters:
-                m = await link_by_index(self._host(), index)
+                m = await link_by_index(self.host_route(), index)
                 masters[index] = m.get("ifname") if m is not None else ""
             master = masters[index] or None
         return PeerObs(name=msg.get("ifname"), master=master, mtu=msg.get("mtu") or 0, up=bool(msg["flags"] & 1))
 
     async def _bridges(self, wanted: Iterable[str]) -> dict[str, BridgeObs]:
-        host = self._host()
+        host = self.host_route()
         out: dict[str, BridgeObs] = {}
         for name in wanted:
             msg = await link_by_name(host, name)
@@ -250,7 +254,8 @@ class Kernel:
                 out[name] = BridgeObs(up=bool(msg["flags"] & 1))
         return out
 
-    def _host(self) -> AsyncIPRoute:
+    def host_route(self) -> AsyncIPRoute:
+        """The rtnetlink handle of the host namespace."""
         if self.host_ipr is None:
             raise KernelError("kernel adapter not started")
         return self.host_ipr
@@ -282,30 +287,22 @@ class Kernel:
 
     async def owner(self, router_id: str) -> str | None:
         """The agent named in the router's nft table; None when there is none (not ours to touch)."""
-        with contextlib.suppress(KernelError):
+        namespace = names.namespace(router_id)
+        known = namespace in self.handles
+        try:
             listing = await self.listing(router_id)
-            obs = nft.parse_listing(listing) if listing is not None else None
-            return obs.owner if obs is not None else None
-        return None
-
-
-async def _open(sock: Any) -> AsyncIPRoute:
-    ipr = AsyncIPRoute(use_socket=sock)
-    await ipr.setup_endpoint()
-    return ipr
+        except KernelError:
+            return None
+        finally:
+            if not known:
+                self.drop(namespace)  # hold no reference to a namespace that may be someone else's
+        obs = nft.parse_listing(listing) if listing is not None else None
+        return obs.owner if obs is not None else None
 
 
 def _norm_iface(cidr: str) -> str:
-    import ipaddress
-
     return str(ipaddress.ip_interface(cidr))
 
 
 def _norm_net(cidr: str) -> str:
-    import ipaddress
-
     return str(ipaddress.ip_network(cidr, strict=False))
-
-
-def is_missing(exc: NetlinkError) -> bool:
-    return exc.code in (errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENOENT)

@@ -1,6 +1,6 @@
 """nftables from Python: libnftables in process (ctypes), or ``nft`` as a subprocess as a fallback.
 
-Why in process: ``nft -f -`` costs 10–16 ms per apply on this kind of machine, almost all of it
+Why in process: ``nft -f -`` costs 10-16 ms per apply on this kind of machine, almost all of it
 process start; ``nft_run_cmd_from_buffer`` on a kept context costs ~0.2 ms (DATAPATH.md). Neutron's
 agent pays a process per iptables call; the agent here pays none per change.
 
@@ -8,7 +8,7 @@ A libnftables context talks to the kernel through a netlink socket that is bound
 namespace the calling thread is in **when the context is created**, so a context is made inside
 the namespace it acts on (``scopenet.netlink.namespaces``). Contexts are *not* kept: one holds
 ~0.7 MB once it has parsed a router's ruleset, which for 200 routers would be most of the agent's
-memory budget, while a new one costs ~0.1 ms. ``nft_ctx_free`` can block 10–40 ms after a ruleset
+memory budget, while a new one costs ~0.1 ms. ``nft_ctx_free`` can block 10-40 ms after a ruleset
 change (the kernel side of the socket release), so ``session`` hands contexts to a reaper thread
 instead of freeing them on the caller's. The fallback runs ``nft`` in the calling thread's namespace
 (a child inherits it).
@@ -27,10 +27,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
-T = TypeVar("T")
-
 from scopenet.datapath import names
 from scopenet.netlink.errors import DatapathUnavailable, NftError
+
+T = TypeVar("T")
 
 LIBRARY = os.environ.get("SCOPENET_LIBNFTABLES", "libnftables.so.1")
 NFT = os.environ.get("SCOPENET_NFT", "nft")

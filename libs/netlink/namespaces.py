@@ -59,9 +59,12 @@ def _setns(fd: int) -> None:
     _check(_libc.setns(fd, CLONE_NEWNET), "setns")
 
 
+def _enc(value: str | None) -> bytes | None:
+    return value.encode() if value is not None else None
+
+
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = lambda v: v.encode() if v is not None else None  # noqa: E731
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+    _check(_libc.mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)), f"mount {target}")
 
 
 class Namespaces:
@@ -72,6 +75,8 @@ class Namespaces:
         self.private = private
         self._pool: ThreadPoolExecutor | None = None
         self._home = -1
+        self._nsfs = -1
+        self._shared_run_dir = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -107,6 +112,7 @@ class Namespaces:
             os.makedirs(self.run_dir, exist_ok=True)
             _mount("tmpfs", self.run_dir, "tmpfs", 0, "mode=0755")
         self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self._nsfs = os.fstat(self._home).st_dev
 
     # -- running work inside a namespace ------------------------------------------------------
 
@@ -114,13 +120,15 @@ class Namespaces:
         """Run ``fn`` on the namespace thread inside ``namespace`` (None: the thread's home)."""
         if self._pool is None:
             raise KernelError("namespace thread not started")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._inside, namespace, fn)
+        result: T = await asyncio.get_running_loop().run_in_executor(self._pool, self.inside, namespace, fn)
+        return result
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the namespace thread, at home (for path-based work under ``run_dir``)."""
         return await self.call(None, fn)
 
-    def _inside(self, namespace: str | None, fn: Callable[[], T]) -> T:
+    def inside(self, namespace: str | None, fn: Callable[[], T]) -> T:
+        """Thread side of ``call``: only ever run this on the namespace thread."""
         if namespace is None:
             return fn()
         fd = self._open(namespace)
@@ -153,10 +161,13 @@ class Namespaces:
         return self._open(name)
 
     def identity(self, name: str) -> tuple[int, int] | None:
-        """``(dev, inode)`` of the namespace behind the name; None when the name does not exist."""
+        """``(dev, inode)`` of the namespace behind the name; None when there is none (no such name,
+        or only the empty placeholder file a crash between creating it and mounting left behind)."""
         try:
             st = os.stat(self.path(name))
         except FileNotFoundError:
+            return None
+        if st.st_dev != self._nsfs:
             return None
         return (st.st_dev, st.st_ino)
 
@@ -179,6 +190,8 @@ class Namespaces:
         """Create namespace ``name``; ``prepare`` runs inside it before it gets its name."""
         path = self.path(name)
         self._ensure_run_dir()
+        if os.path.exists(path) and self.identity(name) is None:
+            os.unlink(path)  # a placeholder left by a crash mid-create
         try:
             os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
         except FileExistsError:
@@ -210,10 +223,10 @@ class Namespaces:
 
     def _ensure_run_dir(self) -> None:
         """As ``ip netns add``: make ``run_dir`` a shared mount so other mount namespaces see names."""
-        if self.private:
+        if self.private or self._shared_run_dir:
             return
         os.makedirs(self.run_dir, exist_ok=True)
-        if _libc.mount(b"", self.run_dir.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
-            return
-        _mount(self.run_dir, self.run_dir, "none", MS_BIND | MS_REC)
-        _mount("", self.run_dir, "none", MS_SHARED | MS_REC)
+        if _libc.mount(b"", self.run_dir.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+            _mount(self.run_dir, self.run_dir, "none", MS_BIND | MS_REC)
+            _mount("", self.run_dir, "none", MS_SHARED | MS_REC)
+        self._shared_run_dir = True

@@ -27,6 +27,13 @@ IFA_F_NODAD = 0x02
 MISSING = (errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENOENT)
 
 
+async def open_ipr(sock: socket.socket) -> AsyncIPRoute:
+    """An ``AsyncIPRoute`` on a netlink socket already opened in the right namespace."""
+    ipr = AsyncIPRoute(use_socket=sock)
+    await ipr.setup_endpoint()
+    return ipr
+
+
 async def link_by_name(ipr: AsyncIPRoute, name: str) -> Any | None:
     try:
         for msg in await ipr.link("get", ifname=name):
@@ -124,7 +131,7 @@ async def wait_forwarding(ipr: AsyncIPRoute, ports: Iterable[str], *, timeout: f
     """Wait until each bridge port is up and forwarding; the ones that are not by ``timeout``.
 
     A freshly enslaved veth stays ``disabled`` until the kernel's link-watch work has seen its
-    carrier (usually 5–20 ms); a frame sent before that is dropped, and an ARP request lost that way
+    carrier (usually 5-20 ms); a frame sent before that is dropped, and an ARP request lost that way
     costs a one-second retransmit. Waiting here makes "applied" mean "forwarding".
     """
     pending = set(ports)

@@ -8,11 +8,11 @@ not a UUID is simply not found), then the service, which owns visibility and own
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from scopenet.contracts.base import CallContext
@@ -44,16 +44,15 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise BadRequest("Resource body required", type="HTTPBadRequest")
     try:
-        body = json.loads(raw)
-        # A lone surrogate ("\ud800") parses but cannot travel as UTF-8: refuse it here.
-        json.dumps(body, ensure_ascii=False).encode()
-    except (ValueError, UnicodeError, RecursionError):
+        # orjson also refuses what could not travel on as UTF-8 (a lone "\ud800") and nesting
+        # deeper than 1024 levels.
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise BadRequest("Malformed request body: the body is not valid JSON", type="HTTPBadRequest") from None
-    return body
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
 def if_match(request: web.Request, resource: Resource) -> int | None:
@@ -176,7 +175,9 @@ class Controller:
         items = await self.r.backend.list(ctx, q.filters)
         items = lq.order(lq.select(self.r, items, q), q)
         page = lq.paginate(self.r, items, q)
-        body: dict[str, Any] = {self.r.plural: [lq.project(self.r.present(v, "list"), q.fields) for v in page.items]}
+        body: dict[str, Any] = {
+            self.r.plural: [lq.project(self.r.present(v, "list", ctx), q.fields) for v in page.items]
+        }
         links = lq.links(self.r, request.url, page, q)
         if links:
             body[f"{self.r.plural}_links"] = links
@@ -186,7 +187,7 @@ class Controller:
         ctx = ctx_of(request)
         fields = [f for v in request.query.getall("fields", []) for f in v.split(",") if f]
         view = await self.r.backend.get(ctx, self._id(request))
-        return json_response({self.r.singular: lq.project(self.r.present(view, "show"), fields)})
+        return json_response({self.r.singular: lq.project(self.r.present(view, "show", ctx), fields)})
 
     async def create(self, request: web.Request) -> web.Response:
         ctx = ctx_of(request)
@@ -201,7 +202,7 @@ class Controller:
         item = self._post_item(ctx, self._wrapped(body, self.r.singular))
         require_writer(ctx, "create", self.r)
         view = await self.r.backend.create(ctx, item)
-        return json_response({self.r.singular: self.r.present(view, "create")}, status=201)
+        return json_response({self.r.singular: self.r.present(view, "create", ctx)}, status=201)
 
     async def _bulk(self, ctx: CallContext, items: list[View]) -> list[View]:
         """All or nothing: on the first failure the ones already created are deleted again."""
@@ -216,7 +217,7 @@ class Controller:
                 except (DomainError, Exception):  # best effort: the original error is what matters
                     pass
             raise
-        return [self.r.present(v, "create") for v in done]
+        return [self.r.present(v, "create", ctx) for v in done]
 
     async def update(self, request: web.Request) -> web.Response:
         ctx = ctx_of(request)
@@ -226,7 +227,7 @@ class Controller:
         id_ = self._id(request)
         require_writer(ctx, "update", self.r)
         view = await self.r.backend.update(ctx, id_, item, if_revision=rev)
-        return json_response({self.r.singular: self.r.present(view, "update")})
+        return json_response({self.r.singular: self.r.present(view, "update", ctx)})
 
     async def delete(self, request: web.Request) -> web.Response:
         ctx = ctx_of(request)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from scopenet.errors import BadRequest, DomainError, TransientError
+from scopenet.errors import DomainError, TransientError
 from scopenet.services.api.auth import REQUEST_ID
 
 log = structlog.get_logger("api")
@@ -83,13 +82,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     finally:
         HTTP_REQUESTS.labels(request.method, str(status)).inc()
         HTTP_LATENCY.labels(request.method).observe(time.perf_counter() - started)
-
-
-def bad_request(message: str, *, field: str | None = None, type_: str = "HTTPBadRequest") -> DomainError:
-    return BadRequest(message, type=type_, field=field)
-
-
-def describe(value: Any) -> str:
-    """A short, safe rendering of a client's value for an error message."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -4,10 +4,11 @@ read-only usage view of every pool (SPEC §1.1, §1.2, §2.E)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from scopenet.contracts.base import CallContext
-from scopenet.errors import BadRequest
+from scopenet.errors import BadRequest, NotFound
 from scopenet.services.api.attrs import (
     Attr,
     as_bool,
@@ -26,8 +27,9 @@ from scopenet.services.api.spec import Resource, View
 _PREFIXLENS = ("min_prefixlen", "max_prefixlen", "default_prefixlen")
 
 
-def dump(model: Any) -> View:
-    out: View = model.model_dump(mode="json")
+def dump(item: Any) -> View:
+    """An item of a reply (parsed JSON) as an internal view, with Neutron's timestamp format."""
+    out: View = dict(item)
     for key in ("created_at", "updated_at"):
         if isinstance(out.get(key), str):
             out[key] = _neutron_time(out[key])
@@ -35,9 +37,16 @@ def dump(model: Any) -> View:
 
 
 def _neutron_time(iso: str) -> str:
-    """``2016-12-13T22:53:30.123456+00:00`` → ``2016-12-13T22:53:30Z`` (Neutron's format)."""
-    base = iso.replace("+00:00", "").replace("Z", "")
-    return base.split(".")[0] + "Z"
+    """``2016-12-13T22:53:30.123456Z`` → ``2016-12-13T22:53:30Z`` (Neutron's format, UTC)."""
+    if len(iso) >= 19 and (iso.endswith("Z") or iso.endswith("+00:00")):
+        return iso[:19] + "Z"
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class AddressScopes:
@@ -45,18 +54,18 @@ class AddressScopes:
         self.gw = gw
 
     async def create(self, ctx: CallContext, body: View) -> View:
-        return dump((await self.gw.call("ipam", "address_scope", "create", ctx, address_scope=body)).address_scope)
+        return dump((await self.gw.call("ipam", "address_scope", "create", ctx, address_scope=body))["address_scope"])
 
     async def get(self, ctx: CallContext, id_: str) -> View:
-        return dump((await self.gw.call("ipam", "address_scope", "get", ctx, id=id_)).address_scope)
+        return dump((await self.gw.call("ipam", "address_scope", "get", ctx, id=id_))["address_scope"])
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
         reply = await self.gw.call("ipam", "address_scope", "list", ctx)
-        return [dump(s) for s in reply.address_scopes]
+        return [dump(s) for s in reply["address_scopes"]]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
         reply = await self.gw.call("ipam", "address_scope", "update", ctx, id=id_, address_scope=body)
-        return dump(reply.address_scope)
+        return dump(reply["address_scope"])
 
     async def delete(self, ctx: CallContext, id_: str, *, if_revision: int | None) -> None:
         await self.gw.call("ipam", "address_scope", "delete", ctx, id=id_)
@@ -67,18 +76,18 @@ class SubnetPools:
         self.gw = gw
 
     async def create(self, ctx: CallContext, body: View) -> View:
-        return dump((await self.gw.call("ipam", "subnetpool", "create", ctx, subnetpool=body)).subnetpool)
+        return dump((await self.gw.call("ipam", "subnetpool", "create", ctx, subnetpool=body))["subnetpool"])
 
     async def get(self, ctx: CallContext, id_: str) -> View:
-        return dump((await self.gw.call("ipam", "subnetpool", "get", ctx, id=id_)).subnetpool)
+        return dump((await self.gw.call("ipam", "subnetpool", "get", ctx, id=id_))["subnetpool"])
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
-        return [dump(p) for p in (await self.gw.call("ipam", "subnetpool", "list", ctx)).subnetpools]
+        return [dump(p) for p in (await self.gw.call("ipam", "subnetpool", "list", ctx))["subnetpools"]]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
         reply = await self.gw.call("ipam", "subnetpool", "update", ctx, id=id_, subnetpool=body, **extra)
-        return dump(reply.subnetpool)
+        return dump(reply["subnetpool"])
 
     async def delete(self, ctx: CallContext, id_: str, *, if_revision: int | None) -> None:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
@@ -94,7 +103,7 @@ class SubnetPools:
                     field="prefixes",
                 )
             reply = await self.gw.call("ipam", "subnetpool", verb, ctx, id=id_, prefixes=prefixes)
-            return 200, {"prefixes": reply.prefixes}
+            return 200, {"prefixes": reply["prefixes"]}
 
         return run
 
@@ -109,24 +118,24 @@ class PoolUsage:
         usage, pools = await asyncio.gather(
             self.gw.call("ipam", "subnetpool", "usage", ctx), self.gw.call("ipam", "subnetpool", "list", ctx)
         )
-        by_id = {str(p.id): p for p in pools.subnetpools}
+        by_id = {p["id"]: p for p in pools["subnetpools"]}
         out = []
-        for u in usage.usages:
-            pool = by_id.get(str(u.subnetpool_id))
+        for u in usage["usages"]:
+            pool = by_id.get(u["subnetpool_id"], {})
             out.append(
                 {
-                    "id": str(u.subnetpool_id),
-                    "subnetpool_id": str(u.subnetpool_id),
-                    "subnetpool_name": pool.name if pool else "",
-                    "project_id": pool.project_id if pool else "",
-                    "tenant_id": pool.project_id if pool else "",
-                    "address_scope_id": str(pool.address_scope_id) if pool and pool.address_scope_id else None,
-                    "ip_version": u.ip_version,
-                    "prefixes": list(pool.prefixes) if pool else [],
-                    "total_ips": u.total_ips,
-                    "used_ips": u.used_ips,
-                    "free_ips": u.total_ips - u.used_ips,
-                    "subnet_count": u.subnet_count,
+                    "id": u["subnetpool_id"],
+                    "subnetpool_id": u["subnetpool_id"],
+                    "subnetpool_name": pool.get("name", ""),
+                    "project_id": pool.get("project_id", ""),
+                    "tenant_id": pool.get("project_id", ""),
+                    "address_scope_id": pool.get("address_scope_id"),
+                    "ip_version": u["ip_version"],
+                    "prefixes": pool.get("prefixes", []),
+                    "total_ips": u["total_ips"],
+                    "used_ips": u["used_ips"],
+                    "free_ips": u["total_ips"] - u["used_ips"],
+                    "subnet_count": u["subnet_count"],
                 }
             )
         return out
@@ -135,7 +144,7 @@ class PoolUsage:
         for item in await self.list(ctx, {}):
             if item["id"] == id_:
                 return item
-        raise USAGE_NOT_FOUND(id_)
+        raise NotFound(f"Subnet pool {id_} could not be found.", type="SubnetPoolNotFound")
 
     async def create(self, ctx: CallContext, body: View) -> View:
         raise AssertionError("read-only resource")
@@ -150,6 +159,7 @@ class PoolUsage:
 def _pool_render(view: View, verb: str) -> View:
     """Prefix lengths are strings everywhere but in the PUT response (SPEC §1.2, Appendix B)."""
     if verb != "update":
+        view = dict(view)
         for key in _PREFIXLENS:
             if view.get(key) is not None:
                 view[key] = str(view[key])
@@ -235,9 +245,3 @@ def resources(gw: Gateway) -> list[Resource]:
         doc="Allocated vs free addresses of every visible subnet pool (read-only).",
     )
     return [scopes, pools, usage]
-
-
-def USAGE_NOT_FOUND(id_: str) -> Exception:
-    from scopenet.errors import NotFound
-
-    return NotFound(f"Subnet pool {id_} could not be found.", type="SubnetPoolNotFound")

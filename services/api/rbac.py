@@ -25,9 +25,8 @@ def _owner(object_type: str) -> str:
     return "ipam" if object_type in IPAM_TYPES else "topology"
 
 
-def _dump(model: Any) -> View:
-    out: View = model.model_dump(mode="json")
-    return out
+def _dump(item: Any) -> View:
+    return dict(item)
 
 
 class RbacPolicies:
@@ -49,7 +48,7 @@ class RbacPolicies:
                 field="object_type",
             )
         reply = await self.gw.call(_owner(kind), "rbac_policy", "create", ctx, rbac_policy=body)
-        return _dump(reply.rbac_policy)
+        return _dump(reply["rbac_policy"])
 
     async def _by_id(self, verb: str, ctx: CallContext, id_: str, **body: Any) -> Any:
         last: DomainError | None = None
@@ -64,17 +63,17 @@ class RbacPolicies:
         raise last
 
     async def get(self, ctx: CallContext, id_: str) -> View:
-        return _dump((await self._by_id("get", ctx, id_)).rbac_policy)
+        return _dump((await self._by_id("get", ctx, id_))["rbac_policy"])
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
         replies = await asyncio.gather(*(self.gw.call(s, "rbac_policy", "list", ctx) for s in self._services()))
-        return [_dump(p) for r in replies for p in r.rbac_policies]
+        return [_dump(p) for r in replies for p in r["rbac_policies"]]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
         target = body.get("target_tenant") or body.get("target_project")
         if not target:
             raise BadRequest("Nothing to update: give target_tenant", type="HTTPBadRequest", field="target_tenant")
-        return _dump((await self._by_id("update", ctx, id_, target_tenant=target)).rbac_policy)
+        return _dump((await self._by_id("update", ctx, id_, target_tenant=target))["rbac_policy"])
 
     async def delete(self, ctx: CallContext, id_: str, *, if_revision: int | None) -> None:
         await self._by_id("delete", ctx, id_)

@@ -60,6 +60,8 @@ class Resource:
     """Wire shape of an internal view; the second argument is the verb (``show``/``list``/``create``/``update``)."""
     hidden: frozenset[str] = frozenset()
     """Keys of internal views never shown to clients."""
+    admin_view: frozenset[str] = frozenset()
+    """Keys only admins see (Neutron's ``get_network:provider:*`` policies)."""
     extra_filters: dict[str, Callable[[View, list[str]], bool]] = field(default_factory=dict)
     """Filters that are not plain attribute equality (e.g. ports' ``fixed_ips``)."""
     doc: str = ""
@@ -73,6 +75,7 @@ class Resource:
     def not_found(self, id_: str) -> NotFound:
         return NotFound(self.not_found_text.format(id_), type=self.not_found_type)
 
-    def present(self, view: View, verb: str) -> View:
-        out = {k: v for k, v in view.items() if k not in self.hidden}
+    def present(self, view: View, verb: str, ctx: CallContext | None = None) -> View:
+        hide = self.hidden if ctx is None or ctx.is_admin else self.hidden | self.admin_view
+        out = {k: v for k, v in view.items() if k not in hide} if hide else view
         return self.render(out, verb) if self.render else out

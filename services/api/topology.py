@@ -41,7 +41,7 @@ class TopologyBackend:
         self.resource = resource
 
     def _one(self, reply: Any) -> View:
-        return dump(getattr(reply, self.resource))
+        return dump(reply[self.resource])
 
     async def create(self, ctx: CallContext, body: View) -> View:
         return self._one(await self.gw.call("topology", self.resource, "create", ctx, **{self.resource: body}))
@@ -54,7 +54,7 @@ class TopologyBackend:
         # is the common case); everything else is filtered here, and these filters again too.
         pushed = {k: [str(x) for x in v] for k, v in filters.items() if k in PUSHDOWN}
         reply = await self.gw.call("topology", self.resource, "list", ctx, filters=pushed)
-        return [dump(item) for item in getattr(reply, self.resource + "s")]
+        return [dump(item) for item in reply[self.resource + "s"]]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
@@ -101,7 +101,7 @@ class Routers(TopologyBackend):
                 )
             ids = {k: as_uuid()(k, v) for k, v in body.items()}
             reply = await self.gw.call("topology", "router", verb, ctx, id=id_, **ids)
-            return 200, reply.model_dump(mode="json")
+            return 200, reply
 
         return run
 
@@ -153,6 +153,7 @@ def resources(gw: Gateway) -> list[Resource]:
             *standard_attrs(),
         ),
         backend=TopologyBackend(gw, "network"),
+        admin_view=frozenset({"provider:network_type", "provider:physical_network", "provider:segmentation_id"}),
         not_found_type="NetworkNotFound",
         not_found_text="Network {} could not be found.",
         tags=True,

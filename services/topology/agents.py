@@ -168,7 +168,10 @@ class Agents:
         )
 
     async def report(self, cmd: rs.RouterStatusReport) -> t.RouterStatusAck:
-        """An agent's verdict on a spec: only the router's current agent is heard, newest revision wins."""
+        """An agent's verdict on a spec: only the router's current agent is heard, newest revision wins.
+        Agents act as a service: the context needs the ``admin`` or ``service`` role."""
+        if not (cmd.context.is_admin or "service" in cmd.context.roles):
+            raise NotAuthorized("rule:report_router_status is disallowed by policy")
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT * FROM routers WHERE id = $1 AND state = 'active' FOR UPDATE", cmd.router_id

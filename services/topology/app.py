@@ -125,5 +125,8 @@ async def topology_service(
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
     finally:
+        # Not drain(): a cancelled watcher's or consumer's subscription may hold messages nobody will
+        # take, and drain would wait its full timeout for them. Flush what we sent (acks), then close.
         with contextlib.suppress(Exception):
-            await nc.drain()
+            await nc.flush(timeout=1)
+        await nc.close()

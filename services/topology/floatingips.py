@@ -8,6 +8,7 @@ topology-only changes; each republishes the RouterSpecs of the routers involved.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 
 import asyncpg
@@ -208,11 +209,11 @@ class FloatingIps:
                 raise
         finally:
             self.d.inflight.difference_update({fip_id, port_id})
-        return t.FloatingIpReply(floatingip=view)  # type: ignore[arg-type]
+        return t.FloatingIpReply(floatingip=view)
 
     async def _wants(
         self, conn: asyncpg.Connection, ctx: CallContext, body: t.FloatingIpCreateBody
-    ) -> list[portsaga.Want]:
+    ) -> builtins.list[portsaga.Want]:
         net = await store.network(conn, body.floating_network_id, project=ctx.project_id, admin=ctx.is_admin)
         if net is None:
             raise not_found("network", body.floating_network_id, field="floating_network_id")
@@ -295,7 +296,7 @@ class FloatingIps:
             after = await l3store.fip_view_row(conn, cmd.id)
             await emit(conn, "floatingip", "updated", after, before)  # type: ignore[arg-type]
             await self.d.specs.publish_for_routers(conn, [r for r in (row["router_id"], router) if r is not None])
-        return t.FloatingIpReply(floatingip=after)  # type: ignore[arg-type]
+        return t.FloatingIpReply(floatingip=after)
 
     async def delete(self, cmd: DeleteCommand) -> Deleted:
         ctx = cmd.context

@@ -249,7 +249,7 @@ class Interfaces:
                 port_id = hit[0]["port_id"]
                 gone = [i for i in hit if i["port_id"] == port_id]
             else:
-                port_id = cmd.port_id  # type: ignore[assignment]
+                port_id = cmd.port_id
                 if port_id not in {p["id"] for p in ports}:
                     raise NotFound(
                         f"Router {cmd.id} does not have an interface with id {port_id}",

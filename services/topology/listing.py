@@ -50,6 +50,11 @@ def apply_filters(items: Sequence[T], filters: dict[str, Any], model: type[T]) -
             have = getattr(item, names[key])
             haves = have if isinstance(have, list) else [have]
             if key == "fixed_ips":  # {"subnet_id": x} or {"ip_address": y} match any fixed IP
+                if not all(isinstance(w, dict) for w in wanted):
+                    raise BadRequest(
+                        "fixed_ips filters are objects such as {'ip_address': ...} or {'subnet_id': ...}",
+                        field="fixed_ips",
+                    )
                 haves = [h.model_dump(mode="json") for h in haves]
                 if not any(all(str(h.get(k)) == str(v) for k, v in w.items()) for h in haves for w in wanted):
                     break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from typing import Any
 
@@ -149,11 +150,8 @@ class Ports:
                 mac = await portsaga.insert(conn, new)
             try:
                 ips = await portsaga.allocate(self.d, ctx, new.id, plan.resolve(mac, subnets))
-                async with db_errors(), self.db.acquire() as conn, conn.transaction():
-                    await portsaga.activate(conn, new.id, ips)
-                    port = await one_port(conn, new.id)
-                    assert port is not None
-                    await emit(conn, "port", "created", port)
+                async with db_errors(), self.db.acquire() as conn:
+                    port = await portsaga.activate_standalone(conn, new, mac, ips)
             except BaseException:
                 await portsaga.abandon(self.d, new.id)
                 raise
@@ -176,7 +174,7 @@ class Ports:
             if "device_owner" in given and body.device_owner.startswith("network:") and not net_owner:  # type: ignore[union-attr]
                 raise NotAuthorized("(rule:update_port:device_owner) is disallowed by policy", field="device_owner")
             current = await conn.fetch("SELECT * FROM port_ips WHERE port_id = $1", cmd.id)
-            wants: list[portsaga.Want] = []
+            wants: builtins.list[portsaga.Want] = []
             if "fixed_ips" in given:
                 if not net_owner and any(r.ip_address for r in body.fixed_ips or ()):
                     raise NotAuthorized("(rule:update_port:fixed_ips) is disallowed by policy", field="fixed_ips")
@@ -242,7 +240,7 @@ class Ports:
         return row
 
     @staticmethod
-    async def _check_fips(conn: asyncpg.Connection, port_id: uuid.UUID, gone: list[asyncpg.Record]) -> None:
+    async def _check_fips(conn: asyncpg.Connection, port_id: uuid.UUID, gone: builtins.list[asyncpg.Record]) -> None:
         for g in gone:
             fip = await conn.fetchval(
                 "SELECT id FROM floatingips WHERE port_id = $1 AND fixed_ip_address = $2::inet",

@@ -142,7 +142,7 @@ class NetworkRbac:
             row = await self._visible(conn, ctx, cmd.id)
             await check_rbac_removal(conn, row)
             await conn.execute("UPDATE network_rbac SET target_project = $2 WHERE id = $1", cmd.id, target)
-            after = store.rbac_view(await conn.fetchrow("SELECT * FROM network_rbac WHERE id = $1", cmd.id))  # type: ignore[arg-type]
+            after = store.rbac_view(await conn.fetchrow("SELECT * FROM network_rbac WHERE id = $1", cmd.id))
             await emit(conn, "network_rbac", "updated", after, store.rbac_view(row))
         return t.NetworkRbacReply(rbac_policy=after)
 

@@ -6,9 +6,10 @@ Every ``reconcile_interval`` seconds (one replica at a time, by advisory lock):
    much faster, and rows of this process's own sagas are skipped): ``allocating`` rows are rolled
    back (the client never got a success), ``deleting`` rows are finished.
 2. The orphan sweep compares IPAM with topology, on topology's networks only (a network row
-   outlives its subnets, and an allocation on a network topology never had is someone else's). IPAM is listed *before* topology: a row is always
-   committed before its IPAM call, so an allocation whose owner is missing from the later topology
-   read really has no owner (its saga was rolled back, or it was deleted) and is released.
+   outlives its subnets, and an allocation on a network topology never had is someone else's).
+   IPAM is listed *before* topology (one snapshot): a row is always committed before its IPAM
+   call, so an allocation whose owner is missing from the later topology read really has no owner
+   (its saga was rolled back, or it was deleted) and is released.
    Differences on live ports (an address IPAM has and the port does not, or the reverse) can be a
    port update in flight, so they are acted on only when seen again on the next pass.
 3. Topology's copies of gateway and allocation pools are refreshed from IPAM (a crash between an
@@ -42,6 +43,8 @@ class Reconciler:
         self._suspects: set[tuple[str, Key]] = set()
         self.passes = 0
         self.last: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
+        """Everything this process's reconciler repaired since it started (for operators and tests)."""
 
     async def run(self) -> None:
         while True:
@@ -64,6 +67,7 @@ class Reconciler:
                 await lock.execute("SELECT pg_advisory_unlock(hashtext('topology-reconciler'))")
         self.passes += 1
         self.last = done
+        self.total.update(done)
         if done:
             log.info("reconciled", **done)
         return done
@@ -147,7 +151,6 @@ class Reconciler:
                     done["lost_address_unrecoverable"] += 1
             else:
                 suspects.add(("missing", key))
-        self._suspects = suspects
         busy = {a.subnet_id for a in ipam_ips if a.port_id in ports}
         for s in ipam_subnets:
             mine = subnets.get(s.id)
@@ -163,8 +166,13 @@ class Reconciler:
         known = {s.id for s in ipam_subnets}
         for sid, row in subnets.items():
             if row["state"] == "active" and sid not in known:
-                log.error("subnet_allocation_missing", subnet_id=str(sid))
-                done["subnet_allocation_missing"] += 1
+                # Created between IPAM's list and our snapshot, or really lost: the next pass tells.
+                lost = ("subnet", (sid, sid, ""))
+                if lost in self._suspects:
+                    log.error("subnet_allocation_missing", subnet_id=str(sid))
+                    done["subnet_allocation_missing"] += 1
+                suspects.add(lost)
+        self._suspects = suspects
 
     async def _refresh(self, mine: Any, theirs: Any, done: Counter[str]) -> None:
         gw = str(mine["gateway_ip"]) if mine["gateway_ip"] is not None else None

@@ -8,6 +8,7 @@ created with a gateway stays ``allocating`` (invisible) until its gateway is com
 
 from __future__ import annotations
 
+import builtins
 import uuid
 
 import asyncpg
@@ -71,7 +72,7 @@ class Routers:
 
     async def _gateway_wants(
         self, conn: asyncpg.Connection, ctx: CallContext, router_id: uuid.UUID, gw: t.ExternalGatewayInfoRequest
-    ) -> list[portsaga.Want]:
+    ) -> builtins.list[portsaga.Want]:
         """Rule 59 and 60: an external network, valid external IPs, no overlap with the interfaces."""
         net = await store.network(conn, gw.network_id, project=ctx.project_id, admin=ctx.is_admin)
         if net is None:
@@ -84,7 +85,7 @@ class Routers:
         attached = [s for s in await l3store.router_subnets(conn, router_id) if s["kind"] == "interface"]
         l3store.check_overlap(subnets, attached)
         by_id = {s["id"]: s for s in subnets}
-        wants: list[portsaga.Want] = []
+        wants: builtins.list[portsaga.Want] = []
         for req in gw.external_fixed_ips or []:
             addr = validate.ip(req.ip_address, f"{_GW}.external_fixed_ips") if req.ip_address else None
             if req.subnet_id is not None:
@@ -146,7 +147,7 @@ class Routers:
         ctx: CallContext,
         router_id: uuid.UUID,
         port_id: uuid.UUID,
-        wants: list[portsaga.Want],
+        wants: builtins.list[portsaga.Want],
         enable_snat: bool,
         *,
         creating: bool,
@@ -228,7 +229,7 @@ class Routers:
         given = body.model_fields_set
         gw = body.external_gateway_info
         _gw_policy(ctx, gw, "update_router")
-        new_port: tuple[uuid.UUID, list[portsaga.Want], bool] | None = None
+        new_port: tuple[uuid.UUID, builtins.list[portsaga.Want], bool] | None = None
         drop_old: uuid.UUID | None = None
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
             row = await self._locked(conn, ctx, cmd.id, "update")
@@ -297,7 +298,9 @@ class Routers:
             )
 
     @staticmethod
-    async def _check_nexthops(conn: asyncpg.Connection, router_id: uuid.UUID, routes: list[dict[str, str]]) -> None:
+    async def _check_nexthops(
+        conn: asyncpg.Connection, router_id: uuid.UUID, routes: builtins.list[dict[str, str]]
+    ) -> None:
         nets = [_net(s) for s in await l3store.router_subnets(conn, router_id)]
         for r in routes:
             hop = validate.ip(r["nexthop"], "routes")

@@ -149,7 +149,7 @@ def build(
     floating_ips: Sequence[FipRow],
     world: World,
 ) -> rs.RouterSpec:
-    gw = rs.Gateway(**router_port(gateway, world), enable_snat=router.enable_snat) if gateway else None  # type: ignore[arg-type]
+    gw = rs.Gateway(**router_port(gateway, world), enable_snat=router.enable_snat) if gateway else None
     fips = [
         rs.FloatingIp(
             id=f.id,
@@ -166,7 +166,7 @@ def build(
         agent_id=router.agent_id,
         admin_state_up=router.admin_state_up,
         gateway=gw,
-        interfaces=[rs.RouterPort(**router_port(p, world)) for p in interfaces],  # type: ignore[arg-type]
+        interfaces=[rs.RouterPort(**router_port(p, world)) for p in interfaces],
         floating_ips=fips,
         routes=[rs.StaticRoute(destination=d, nexthop=n) for d, n in router.routes],
     )

@@ -6,7 +6,7 @@ rows of a saga in flight (``allocating``/``deleting``) are the saga's and the re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -14,7 +14,7 @@ import asyncpg
 from scopenet.contracts import ipam as im
 from scopenet.contracts import topology as t
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 # $1 = the caller's project, $2 = is admin
 _NET_VISIBLE = """($2 OR n.project_id = $1 OR EXISTS (SELECT 1 FROM network_rbac r

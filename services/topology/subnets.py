@@ -10,6 +10,7 @@ without a row is released by its orphan sweep.
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
 from typing import Any
@@ -229,7 +230,7 @@ class Subnets:
                 list(body.tags) if body.tags is not None else None,
             )
             await store.bump_network(conn, row["network_id"])
-            after = store.subnet_view(await store.subnet(conn, cmd.id, project=NOBODY, admin=True))  # type: ignore[arg-type]
+            after = store.subnet_view(await store.subnet(conn, cmd.id, project=NOBODY, admin=True))
             await emit(conn, "topology_subnet", "updated", after, before)
             if after.gateway_ip != before.gateway_ip:
                 await self.d.specs.publish_for_networks(conn, [row["network_id"]])
@@ -287,7 +288,9 @@ class Subnets:
             self.d.inflight.discard(subnet_id)
 
     @staticmethod
-    async def _holders(conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    async def _holders(
+        conn: asyncpg.Connection, row: asyncpg.Record
+    ) -> tuple[builtins.list[uuid.UUID], builtins.list[uuid.UUID]]:
         """(ports that keep the subnet in use, ports whose addresses on it just go with it).
 
         Rule 53: router interfaces, gateways, floating IPs and user ports block; DHCP ports and the
@@ -336,14 +339,16 @@ class Subnets:
         flight): then the subnet stays. Addresses that go with the subnet leave topology first and
         IPAM second, so the two never disagree about a port that stays."""
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow("SELECT * FROM subnets WHERE id = $1 AND state = 'deleting' FOR UPDATE",
-                                      subnet_id)
+            row = await conn.fetchrow(
+                "SELECT * FROM subnets WHERE id = $1 AND state = 'deleting' FOR UPDATE", subnet_id
+            )
             if row is None:
                 return
             blocking, going = await self._holders(conn, row)
             if not blocking:
-                await conn.execute("DELETE FROM port_ips WHERE subnet_id = $1 AND port_id = ANY($2::uuid[])",
-                                   subnet_id, going)
+                await conn.execute(
+                    "DELETE FROM port_ips WHERE subnet_id = $1 AND port_id = ANY($2::uuid[])", subnet_id, going
+                )
         if row["cidr"] is not None and blocking:
             raise await self._revert(subnet_id)
         for port_id in going:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+
 from scopenet.netlink import Kernel, Namespaces
 from scopenet.services.l3_agent.reconciler import Reconciler
 

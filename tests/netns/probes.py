@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from scopenet.netlink import Namespaces, TestInstance
-
 from tests.netns.seed import InstanceSpec
 
 ECHO_PORT = 7777

@@ -34,8 +34,13 @@ FLOATING_IP = "203.0.113.80"
 
 
 def _addr(ip: str, prefixlen: int, cidr: str, gateway_ip: str | None = None) -> PortAddress:
-    return PortAddress(ip_address=ip, prefixlen=prefixlen, subnet_id=uuid.uuid5(uuid.NAMESPACE_URL, cidr), cidr=cidr,
-                       gateway_ip=gateway_ip)
+    return PortAddress(
+        ip_address=ip,
+        prefixlen=prefixlen,
+        subnet_id=uuid.uuid5(uuid.NAMESPACE_URL, cidr),
+        cidr=cidr,
+        gateway_ip=gateway_ip,
+    )
 
 
 def router1(
@@ -84,9 +89,7 @@ def router1(
         scope_v4=SCOPE_A if network2_scoped else NOSCOPE,
         scope_v6=SCOPE_A6,
     )
-    fips = [
-        FloatingIp(id=FIP, floating_ip_address=FLOATING_IP, fixed_ip_address="198.51.100.3", port_id=INST1_PORT)
-    ]
+    fips = [FloatingIp(id=FIP, floating_ip_address=FLOATING_IP, fixed_ip_address="198.51.100.3", port_id=INST1_PORT)]
     return RouterSpec(
         router_id=router_id,
         revision=revision,

@@ -12,13 +12,23 @@ import asyncio
 import time
 
 import pytest
+
 from scopenet.datapath import names
 from scopenet.netlink import TestInstance
 from scopenet.services.l3_agent.reconciler import Reconciler
-
 from tests.netns.conftest import Sandbox
 from tests.netns.probes import BLOCKED_WAIT, echo_servers, make_instances, ping, udp_seen
-from tests.netns.seed import EXT_HOST, FLOATING_IP, GW_PORT, INSTANCE1, INSTANCE2, NET1_PORT, NET2_PORT, ROUTER1, router1
+from tests.netns.seed import (
+    EXT_HOST,
+    FLOATING_IP,
+    GW_PORT,
+    INSTANCE1,
+    INSTANCE2,
+    NET1_PORT,
+    NET2_PORT,
+    ROUTER1,
+    router1,
+)
 
 pytestmark = pytest.mark.netns
 

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+
 from scopenet.netlink import DatapathUnavailable, Namespaces, libnft
 from scopenet.services.l3_agent import require_datapath
 from scopenet.services.l3_agent.reconciler import Reconciler
-
 from tests.netns.conftest import OWNER, Sandbox
 from tests.netns.seed import ROUTER1, router1
 
@@ -46,7 +46,9 @@ async def test_nft_command_fallback(monkeypatch: pytest.MonkeyPatch, sandbox: Sa
     assert libnft.backend() == "nft"
     calls: list[str] = []
     real_call = libnft.CliNft._call
-    monkeypatch.setattr(libnft.CliNft, "_call", lambda self, args, stdin: calls.append(args[0]) or real_call(self, args, stdin))
+    monkeypatch.setattr(
+        libnft.CliNft, "_call", lambda self, args, stdin: calls.append(args[0]) or real_call(self, args, stdin)
+    )
     async with Reconciler(sandbox.kernel, owner=OWNER, resync_interval=3600) as rec:
         rec.desired(router1())
         await rec.wait_idle(10)

@@ -6,9 +6,10 @@ import subprocess
 import uuid
 
 import pytest
-from scopenet.datapath import desired_state, names, plan
-from scopenet.services.l3_agent.reconciler import Reconciler
 
+from scopenet.datapath import desired_state, names, plan
+from scopenet.netlink import TestInstance
+from scopenet.services.l3_agent.reconciler import Reconciler
 from tests.netns.conftest import OWNER, Sandbox
 from tests.netns.probes import echo_servers, make_instances, ping, udp_seen
 from tests.netns.seed import EXT_HOST, INSTANCE2, NET1_PORT, NET1_SEG, NET2_PORT, NET2_SEG, ROUTER1, router1
@@ -139,3 +140,23 @@ async def test_real_host_namespace_mode(sandbox: Sandbox) -> None:
             ext, inst2 = await make_instances(sandbox.ns, None, [EXT_HOST, INSTANCE2])
             async with echo_servers([inst2]):
                 assert await udp_seen(ext, "203.0.113.3") == "203.0.113.100"
+
+
+async def test_crash_mid_create_leftover_is_replaced(sandbox: Sandbox, reconciler: Reconciler) -> None:
+    """A crash between creating the namespace's name and mounting it leaves an empty file."""
+    await sandbox.ns.run(lambda: open(sandbox.ns.path(NS), "w").close())
+    assert await sandbox.kernel.owner(RID) is None  # not a namespace: nobody's
+    reconciler.desired(router1())
+    assert await converge(reconciler) > 0
+    assert await sandbox.kernel.owner(RID) == OWNER
+
+
+async def test_instance_exec_attach_and_delete(sandbox: Sandbox) -> None:
+    before = await host_links(sandbox)
+    (inst,) = await make_instances(sandbox.ns, sandbox.host, [INSTANCE2])
+    again = TestInstance.attach(sandbox.ns, inst.name, host=sandbox.host)
+    shown = await again.exec("ip", "-br", "addr", "show", "dev", "eth0")
+    assert shown.returncode == 0 and "203.0.113.3/26" in shown.stdout and "2001:db8:a583::3/64" in shown.stdout
+    await again.delete()
+    assert await host_links(sandbox) == before | {names.bridge(INSTANCE2.segmentation_id)}
+    await again.delete()  # idempotent

@@ -1,4 +1,4 @@
-"""The HTTP API on a free port, in front of in-process IPAM (and topology once it exists).
+"""The HTTP API on a free port, in front of in-process IPAM and topology services.
 
 Everything runs in the session's event loop, so tests are ``async``: they talk HTTP with aiohttp
 and run the real ``openstack`` CLI with ``asyncio`` subprocesses, which keeps the loop (and so the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ import yaml
 from scopenet.infra.select import Endpoints
 from scopenet.runtime import Running
 from scopenet.services.api.app import RunningApi, api_service
+from scopenet.services.topology.app import topology_service
 from scopenet.settings import Settings
 
 ADMIN_PROJECT = "0" * 32
@@ -39,28 +39,16 @@ TOKENS = {
 OPENSTACK = str(Path(sys.executable).parent / "openstack")
 
 
-def topology_factory() -> Any:
-    """The topology service's factory once that service exists, else None."""
-    try:
-        return importlib.import_module("scopenet.services.topology.app").topology_service
-    except (ImportError, AttributeError):
-        return None
-
-
 @pytest.fixture(scope="session")
-async def topology_running(infra: Endpoints) -> AsyncIterator[Any]:
-    factory = topology_factory()
-    if factory is None:
-        yield None
-        return
+async def topology_running(ipam_running: Running, infra: Endpoints) -> AsyncIterator[Running]:
     settings = Settings(database_url=infra.database_url, nats_url=infra.nats_url, health_port=0)
-    async with factory(settings, database_url=infra.database_url, nats_url=infra.nats_url) as svc:
+    async with topology_service(settings, database_url=infra.database_url, nats_url=infra.nats_url) as svc:
         yield svc
 
 
 @pytest.fixture(scope="session")
 async def api_server(
-    ipam_running: Running, topology_running: Any, infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
+    ipam_running: Running, topology_running: Running, infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningApi]:
     path = Path(tmp_path_factory.mktemp("api")) / "tokens.yaml"
     path.write_text(yaml.safe_dump({"tokens": {t: {"project_id": p, "roles": r} for t, p, r in TOKENS.values()}}))

@@ -105,18 +105,12 @@ async def test_projects_are_isolated(seed: dict[str, Any], cli: Cli, http: Http)
     await cli.ok("alice", "address", "scope", "delete", scope["id"], fmt=False)
 
 
-@pytest.fixture(scope="module")
-async def topology(seed: dict[str, Any], topology_running: Any) -> None:
-    if topology_running is None:
-        pytest.skip("the topology service is not part of this build yet")
-
-
-async def test_project_walkthrough(seed: dict[str, Any], topology: None, cli: Cli, http: Http) -> None:
+async def test_project_walkthrough(seed: dict[str, Any], cli: Cli, http: Http) -> None:
     """Seed section "Routing with address scopes for non-privileged users", as alice."""
     s4, s6 = seed["s4"]["id"], seed["s6"]["id"]
     # admin: the external network, its subnets from the pools (seed step 3)
     public = await cli.ok("admin", "network", "create", "--external", "public")
-    assert public["router:external"] is True
+    assert public["router:external"] is True and public["provider:network_type"] == "vxlan"
     pub4 = await cli.ok("admin", "subnet", "create", "--network", "public", "--subnet-pool", "subnet-pool-ip4",
                         "--no-dhcp", "public-subnet")  # fmt: skip
     assert (pub4["cidr"], pub4["gateway_ip"]) == ("203.0.113.0/26", "203.0.113.1")
@@ -131,6 +125,7 @@ async def test_project_walkthrough(seed: dict[str, Any], topology: None, cli: Cl
         net = await cli.ok("alice", "network", "create", name)
         assert (net["ipv4_address_scope"], net["ipv6_address_scope"], net["shared"]) == (None, None, False)
         assert (net["router:external"], net["mtu"]) == (False, 1450)
+        assert net.get("provider:segmentation_id") is None  # admin-only (Neutron's policy)
         assert (net["router:external"], net["mtu"], net["status"]) == (False, 1450, "ACTIVE")
     sub41 = await cli.ok("alice", "subnet", "create", "--network", "network1", "--subnet-range", "198.51.100.0/26",
                          "subnet-ip4-1")  # fmt: skip

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 from scopenet.services.api.app import RunningApi
-from tests.integration.api.conftest import TOKENS, topology_factory
+from tests.integration.api.conftest import TOKENS
 
 ST = str(Path(sys.executable).parent / "st")
-TOPOLOGY_PATHS = "^/v2.0/(networks|subnets|ports|routers|floatingips)"
 
 
 async def test_schemathesis_finds_no_server_error(api_server: RunningApi, tmp_path: Path) -> None:
@@ -22,9 +21,6 @@ async def test_schemathesis_finds_no_server_error(api_server: RunningApi, tmp_pa
         "--max-examples", "8", "--workers", "2", "--seed", "4242", "--request-timeout", "10",
         "--no-color",
     ]  # fmt: skip
-    if topology_factory() is None:
-        # Until the topology service exists its commands have no responder (an honest 503).
-        argv += ["--exclude-path-regex", TOPOLOGY_PATHS]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path
     )

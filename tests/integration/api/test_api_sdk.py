@@ -9,7 +9,7 @@ from typing import Any
 import openstack
 
 from scopenet.services.api.app import RunningApi
-from tests.integration.api.conftest import ALICE_PROJECT, TOKENS, topology_factory
+from tests.integration.api.conftest import ALICE_PROJECT, TOKENS
 
 
 def connect(url: str, who: str) -> Any:
@@ -28,13 +28,12 @@ def flow(url: str) -> dict[str, Any]:
     alice.network.set_tags(pool, ["sdk", tag])
     found = list(alice.network.subnet_pools(tags=tag))
     out: dict[str, Any] = {"scope": scope, "pool": alice.network.get_subnet_pool(pool.id), "found": found}
-    if topology_factory() is not None:
-        net = alice.network.create_network(name=f"sdk-net-{tag}")
-        sub = alice.network.create_subnet(network_id=net.id, ip_version=4, subnet_pool_id=pool.id)
-        out["subnet"] = sub
-        out["network"] = alice.network.get_network(net.id)
-        alice.network.delete_subnet(sub)
-        alice.network.delete_network(net)
+    net = alice.network.create_network(name=f"sdk-net-{tag}")
+    sub = alice.network.create_subnet(network_id=net.id, ip_version=4, subnet_pool_id=pool.id)
+    out["subnet"] = sub
+    out["network"] = alice.network.get_network(net.id)
+    alice.network.delete_subnet(sub)
+    alice.network.delete_network(net)
     alice.network.delete_subnet_pool(pool)
     alice.network.delete_address_scope(scope)
     out["left"] = [p.id for p in alice.network.subnet_pools() if p.id == pool.id]
@@ -48,7 +47,6 @@ async def test_openstacksdk_flow(api_server: RunningApi) -> None:
     assert (pool.default_prefix_length, pool.minimum_prefix_length) == (24, 8)
     assert pool.description == "via sdk" and sorted(pool.tags)[0] != "" and "sdk" in pool.tags
     assert [p.id for p in out["found"]] == [pool.id]
-    if "subnet" in out:
-        assert out["subnet"].cidr == "100.64.0.0/24"
-        assert out["network"].ipv4_address_scope_id == out["scope"].id
+    assert out["subnet"].cidr == "100.64.0.0/24"
+    assert out["network"].ipv4_address_scope_id == out["scope"].id
     assert out["left"] == []

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
+
 from scopenet.bus.client import BusClient, decode_error
 from scopenet.bus.errors import ERROR_CODE_HEADER
 from scopenet.contracts.base import CallContext
@@ -20,8 +21,8 @@ from scopenet.runtime import Running
 from scopenet.services.topology.app import topology_service
 from scopenet.services.topology.settings import TopologySettings
 from scopenet.settings import Settings
-
 from tests.integration.conftest import ADMIN, Ipam
+from tests.integration.procs import eventually
 
 FAST = TopologySettings(reconcile_interval=1.0, stale_after=3.0, agent_ttl=3.0)
 
@@ -93,7 +94,8 @@ class Build:
         body.setdefault("shared", True)
         if scope is not None:
             body["address_scope_id"] = str(scope.id)
-        reply = await self.ipam("subnetpool.create", ctx, subnetpool={"name": uniq("pool"), "prefixes": prefixes, **body})
+        body = {"name": uniq("pool"), "prefixes": prefixes, **body}
+        reply = await self.ipam("subnetpool.create", ctx, subnetpool=body)
         return reply.subnetpool
 
     async def network(self, ctx: CallContext, **body: Any) -> Any:
@@ -224,9 +226,11 @@ async def agents(topology_running: Running, nats_client: Any) -> AsyncIterator[H
     beats = Heartbeats(nats_client.jetstream())
     await beats.start(AGENT)
     agents_ = topology_running.extra.extra["agents"]  # type: ignore[attr-defined]
-    async with asyncio.timeout(10):
-        while AGENT not in agents_.alive():
-            await asyncio.sleep(0.05)
+
+    async def up() -> bool:
+        return AGENT in agents_.alive()
+
+    await eventually(up, timeout=10)
     yield beats
     for task in beats.beating.values():
         task.cancel()

@@ -10,21 +10,17 @@ from typing import Any
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from tests.integration.conftest import ADMIN, fails
+from tests.integration.procs import eventually
 from tests.integration.topology.conftest import AGENT, Build, Heartbeats, SpecWatch, Topo, last_spec, project
 
 
-async def _eventually(check: Any, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
-
-
-async def test_scheduling_failover_and_status(topo: Topo, mk: Build, agents: Heartbeats, spec_watch: SpecWatch,
-                                              nats_client: Any) -> None:
+async def test_scheduling_failover_and_status(
+    topo: Topo, mk: Build, agents: Heartbeats, spec_watch: SpecWatch, nats_client: Any
+) -> None:
     alice = project()
     spare = f"spare-{uuid.uuid4().hex[:6]}"
     await agents.start(spare)
-    await _eventually(lambda: _alive(topo, spare))
+    await eventually(lambda: _alive(topo, spare))
     router = await mk.router(alice)
     assert router.status == "PENDING"
     spec = await spec_watch.wait_for(lambda s: s["router_id"] == str(router.id))
@@ -34,6 +30,7 @@ async def test_scheduling_failover_and_status(topo: Topo, mk: Build, agents: Hea
     ack = await topo("router_status.report", ADMIN, **report)
     assert ack.accepted
     assert (await topo("router.get", alice, id=str(router.id))).router.status == "ACTIVE"
+    await fails(topo("router_status.report", alice, **report), 403, "PolicyNotAuthorized")
     stranger = await topo("router_status.report", ADMIN, **{**report, "agent_id": "someone-else", "status": "ERROR"})
     assert not stranger.accepted
     err = await topo("router_status.report", ADMIN, **{**report, "status": "ERROR", "reason": "nft: syntax error"})
@@ -43,8 +40,9 @@ async def test_scheduling_failover_and_status(topo: Topo, mk: Build, agents: Hea
     # the spare dies: its router moves to the surviving agent, the old subject says "gone"
     seen = len(spec_watch.specs)
     agents.stop(spare)
-    moved = await spec_watch.wait_for(lambda s: s["router_id"] == str(router.id) and s["agent_id"] == AGENT,
-                                      timeout=15, since=seen)
+    moved = await spec_watch.wait_for(
+        lambda s: s["router_id"] == str(router.id) and s["agent_id"] == AGENT, timeout=15, since=seen
+    )
     gone = await last_spec(nats_client.jetstream(), spare, router.id)
     assert gone is not None and gone["present"] is False and gone["revision"] >= spec["revision"]
     assert moved["revision"] > spec["revision"]
@@ -63,12 +61,18 @@ async def _alive(topo: Topo, agent: str) -> bool:
 
 async def test_malformed_and_unknown_events_are_dead_lettered(topo: Topo, mk: Build, nats_client: Any) -> None:
     js = nats_client.jetstream()
-    dlq = await js.pull_subscribe("scopenet.v1.dlq.topology-subnetpools", durable=None, stream="SCOPENET_DLQ",
-                                  config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, inactive_threshold=30))
-    await js.publish("scopenet.v1.evt.subnetpool.updated", b'{"id": "not-a-uuid"}',
-                     headers={"Nats-Msg-Id": uuid.uuid4().hex})
-    await js.publish("scopenet.v1.evt.subnetpool.exploded", b"\xff\xfe garbage",
-                     headers={"Nats-Msg-Id": uuid.uuid4().hex})
+    dlq = await js.pull_subscribe(
+        "scopenet.v1.dlq.topology-subnetpools",
+        durable=None,
+        stream="SCOPENET_DLQ",
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, inactive_threshold=30),
+    )
+    await js.publish(
+        "scopenet.v1.evt.subnetpool.updated", b'{"id": "not-a-uuid"}', headers={"Nats-Msg-Id": uuid.uuid4().hex}
+    )
+    await js.publish(
+        "scopenet.v1.evt.subnetpool.exploded", b"\xff\xfe garbage", headers={"Nats-Msg-Id": uuid.uuid4().hex}
+    )
     letters = []
     async with asyncio.timeout(10):
         while len(letters) < 2:
@@ -78,8 +82,10 @@ async def test_malformed_and_unknown_events_are_dead_lettered(topo: Topo, mk: Bu
     reasons = sorted(letter["reason"] for letter in letters)
     assert reasons[0].startswith("malformed event:") and "id" in reasons[0]
     assert reasons[1] == "unknown event subject scopenet.v1.evt.subnetpool.exploded"
-    assert {letter["subject"] for letter in letters} == {"scopenet.v1.evt.subnetpool.updated",
-                                                         "scopenet.v1.evt.subnetpool.exploded"}
+    assert {letter["subject"] for letter in letters} == {
+        "scopenet.v1.evt.subnetpool.updated",
+        "scopenet.v1.evt.subnetpool.exploded",
+    }
     # the consumer is still alive: a real rescope after the garbage still reaches topology
     alice = project()
     sa, sb = await mk.scope(4), await mk.scope(4)
@@ -91,16 +97,23 @@ async def test_malformed_and_unknown_events_are_dead_lettered(topo: Topo, mk: Bu
     async def rescoped() -> bool:
         return (await topo("network.get", alice, id=str(net.id))).network.ipv4_address_scope == sb.id
 
-    await _eventually(rescoped)
+    await eventually(rescoped)
 
 
 async def test_malformed_commands_get_error_replies(topo: Topo) -> None:
     await fails(topo.unchecked("network.create", None, network={}), 400, "HTTPBadRequest", "context")
     await fails(topo.unchecked("router.add_router_interface", project(), id="nope"), 400, "HTTPBadRequest", "id")
-    data, headers = await topo.bus.call_raw("scopenet.v1.topology.port.create", b"{not json")
+    _, headers = await topo.bus.call_raw("scopenet.v1.topology.port.create", b"{not json")
     assert headers["Nats-Service-Error-Code"] == "400"
-    unknown = await topo("router_status.report", ADMIN, router_id=str(uuid.uuid4()), agent_id="a", revision=1,
-                         status="ACTIVE")
+    unknown = await topo(
+        "router_status.report", ADMIN, router_id=str(uuid.uuid4()), agent_id="a", revision=1, status="ACTIVE"
+    )
     assert unknown.accepted is False
-    await fails(topo.unchecked("router_status.report", ADMIN, router_id=str(uuid.uuid4()), agent_id="a",
-                               revision=1, status="HAPPY"), 400, "HTTPBadRequest", "status")
+    await fails(
+        topo.unchecked(
+            "router_status.report", ADMIN, router_id=str(uuid.uuid4()), agent_id="a", revision=1, status="HAPPY"
+        ),
+        400,
+        "HTTPBadRequest",
+        "status",
+    )

@@ -3,10 +3,8 @@ and the derived address scopes (SPEC §4.1), including a pool changing scope at 
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.integration.conftest import ADMIN, fails
-
+from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project
 
 
@@ -25,28 +23,45 @@ async def test_network_fields_and_defaults(topo: Topo, mk: Build) -> None:
     await fails(mk.network(alice, shared=True), 403, "PolicyNotAuthorized", "shared")
     await fails(mk.network(alice, **{"router:external": True}), 403, "PolicyNotAuthorized")
     await fails(mk.network(alice, mtu=9000), 400, "InvalidInput", "mtu")
-    await fails(topo.unchecked("network.create", alice, network={"name": "x", "bogus": 1}), 400, "HTTPBadRequest",
-                "network.bogus")
+    await fails(
+        topo.unchecked("network.create", alice, network={"name": "x", "bogus": 1}),
+        400,
+        "HTTPBadRequest",
+        "network.bogus",
+    )
 
 
 async def test_subnet_defaults_and_network_revision(topo: Topo, mk: Build) -> None:
     alice = project()
     net = await mk.network(alice)
-    sub = await mk.subnet(alice, net, cidr="198.51.100.0/26", dns_nameservers=["192.0.2.53"],
-                          host_routes=[{"destination": "10.0.0.0/8", "nexthop": "198.51.100.5"}])
+    sub = await mk.subnet(
+        alice,
+        net,
+        cidr="198.51.100.0/26",
+        dns_nameservers=["192.0.2.53"],
+        host_routes=[{"destination": "10.0.0.0/8", "nexthop": "198.51.100.5"}],
+    )
     assert (sub.gateway_ip, sub.subnetpool_id) == ("198.51.100.1", None)
     assert [p.model_dump() for p in sub.allocation_pools] == [{"start": "198.51.100.2", "end": "198.51.100.62"}]
     assert sub.dns_nameservers == ["192.0.2.53"] and sub.enable_dhcp
-    v6 = await mk.subnet(alice, net, cidr="2001:db8:80d2:c4d3::/64", ipv6_ra_mode="slaac",
-                         ipv6_address_mode="slaac")
+    v6 = await mk.subnet(alice, net, cidr="2001:db8:80d2:c4d3::/64", ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
     assert v6.gateway_ip == "2001:db8:80d2:c4d3::"
     net = (await topo("network.get", alice, id=str(net.id))).network
     assert set(net.subnets) == {sub.id, v6.id} and net.revision_number == 2
-    await fails(topo("subnet.update", alice, id=str(sub.id), subnet={"gateway_ip": "198.51.100.62"}),
-                409, "GatewayConflictWithAllocationPools")
+    await fails(
+        topo("subnet.update", alice, id=str(sub.id), subnet={"gateway_ip": "198.51.100.62"}),
+        409,
+        "GatewayConflictWithAllocationPools",
+    )
     pools = [{"start": "198.51.100.1", "end": "198.51.100.61"}]
-    updated = (await topo("subnet.update", alice, id=str(sub.id), subnet={
-        "name": "renamed", "gateway_ip": "198.51.100.62", "allocation_pools": pools})).subnet
+    updated = (
+        await topo(
+            "subnet.update",
+            alice,
+            id=str(sub.id),
+            subnet={"name": "renamed", "gateway_ip": "198.51.100.62", "allocation_pools": pools},
+        )
+    ).subnet
     assert updated.gateway_ip == "198.51.100.62" and updated.revision_number == 1
     assert [p.model_dump() for p in updated.allocation_pools] == pools
     assert (await topo("network.get", alice, id=str(net.id))).network.revision_number == 3
@@ -65,15 +80,31 @@ async def test_subnet_create_rules(topo: Topo, mk: Build) -> None:
     await fails(mk.subnet(bob, shared, cidr="10.3.0.0/24"), 403, "PolicyNotAuthorized")
     await fails(mk.subnet(alice, net, ip_version=4), 400, "BadRequest", "cidr")  # neither cidr nor pool
     await fails(mk.subnet(alice, net, cidr="10.4.0.0/24", ipv6_ra_mode="slaac"), 400, "InvalidInput")
-    await fails(mk.subnet(alice, net, cidr="2001:db8:1::/64", ip_version=6, ipv6_ra_mode="slaac",
-                          ipv6_address_mode="dhcpv6-stateful"), 400, "InvalidInput", "ipv6_ra_mode")
-    await fails(mk.subnet(alice, net, cidr="10.5.0.0/24", dns_nameservers=[f"192.0.2.{i}" for i in range(6)]),
-                400, "DNSNameServersExhausted", "dns_nameservers")
-    await fails(mk.subnet(alice, net, cidr="10.5.0.0/24", dns_nameservers=["nope"]), 400, "InvalidInput",
-                "dns_nameservers")
-    await fails(mk.subnet(alice, net, cidr="10.5.0.0/24",
-                          host_routes=[{"destination": "2001:db8::/64", "nexthop": "10.5.0.1"}]),
-                400, "InvalidInput", "host_routes")
+    await fails(
+        mk.subnet(
+            alice, net, cidr="2001:db8:1::/64", ip_version=6, ipv6_ra_mode="slaac", ipv6_address_mode="dhcpv6-stateful"
+        ),
+        400,
+        "InvalidInput",
+        "ipv6_ra_mode",
+    )
+    await fails(
+        mk.subnet(alice, net, cidr="10.5.0.0/24", dns_nameservers=[f"192.0.2.{i}" for i in range(6)]),
+        400,
+        "DNSNameServersExhausted",
+        "dns_nameservers",
+    )
+    await fails(
+        mk.subnet(alice, net, cidr="10.5.0.0/24", dns_nameservers=["nope"]), 400, "InvalidInput", "dns_nameservers"
+    )
+    await fails(
+        mk.subnet(
+            alice, net, cidr="10.5.0.0/24", host_routes=[{"destination": "2001:db8::/64", "nexthop": "10.5.0.1"}]
+        ),
+        400,
+        "InvalidInput",
+        "host_routes",
+    )
     # Rule 50: MTU
     small = await mk.network(alice, mtu=1000)
     await fails(mk.subnet(alice, small, cidr="2001:db8:2::/64", ip_version=6), 409, "NetworkMTUSubnetConflict")
@@ -113,9 +144,11 @@ async def test_pool_affinity_and_derived_scopes(topo: Topo, mk: Build) -> None:
     assert (await topo("network.get", alice, id=str(net2.id))).network.ipv4_address_scope is None
     s4b = await mk.scope(4)
     await mk.ipam("subnetpool.update", ADMIN, id=str(unscoped.id), subnetpool={"address_scope_id": str(s4b.id)})
-    async with asyncio.timeout(5):
-        while (await topo("network.get", alice, id=str(net2.id))).network.ipv4_address_scope != s4b.id:
-            await asyncio.sleep(0.02)
+
+    async def rescoped() -> bool:
+        return (await topo("network.get", alice, id=str(net2.id))).network.ipv4_address_scope == s4b.id
+
+    await eventually(rescoped, timeout=5, every=0.02)
     listed = (await topo("network.list", alice, filters={"id": str(net2.id)})).networks
     assert listed[0].ipv4_address_scope == s4b.id and listed[0].ipv6_address_scope is None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from netaddr import IPAddress
 
 from tests.integration.conftest import ADMIN, fails
-
 from tests.integration.topology.conftest import Build, Topo, project
 
 
@@ -13,8 +12,7 @@ async def test_default_fixed_ips_one_per_family_and_slaac(topo: Topo, mk: Build)
     alice = project()
     net = await mk.network(alice)
     v4 = await mk.subnet(alice, net, cidr="198.51.100.0/26")
-    slaac = await mk.subnet(alice, net, cidr="2001:db8:80d2:c4d3::/64", ipv6_ra_mode="slaac",
-                            ipv6_address_mode="slaac")
+    slaac = await mk.subnet(alice, net, cidr="2001:db8:80d2:c4d3::/64", ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
     stateful = await mk.subnet(alice, net, cidr="2001:db8:1::/64", ip_version=6)
     port = await mk.port(alice, net, name="instance1", device_owner="compute:nova", device_id="vm-1")
     assert port.mac_address.startswith("fa:16:3e:") and port.status == "DOWN"
@@ -41,11 +39,13 @@ async def test_requested_fixed_ips_and_errors(topo: Topo, mk: Build) -> None:
     await fails(mk.port(alice, net, mac_address="fa:16:3e:00:00:01"), 409, "MacAddressInUse", "mac_address")
     await fails(mk.port(alice, net, mac_address="zz"), 400, "InvalidInput", "mac_address")
     await fails(mk.port(alice, net, fixed_ips=[{"ip_address": "10.20.0.5"}]), 409, "IpAddressAlreadyAllocated")
-    await fails(mk.port(alice, net, fixed_ips=[{"ip_address": "10.99.0.5"}]), 400, "InvalidIpForNetwork",
-                "fixed_ips")
+    await fails(mk.port(alice, net, fixed_ips=[{"ip_address": "10.99.0.5"}]), 400, "InvalidIpForNetwork", "fixed_ips")
     await fails(mk.port(alice, net, fixed_ips=[{"ip_address": "10.20.0.7"}]), 400, "InvalidIpForNetwork")  # bcast
-    await fails(mk.port(alice, net, fixed_ips=[{"subnet_id": str(sub.id), "ip_address": "10.21.0.9"}]), 400,
-                "InvalidIpForSubnet")
+    await fails(
+        mk.port(alice, net, fixed_ips=[{"subnet_id": str(sub.id), "ip_address": "10.21.0.9"}]),
+        400,
+        "InvalidIpForSubnet",
+    )
     await fails(mk.port(alice, net, fixed_ips=[{"subnet_id": str(other.id)}]), 400, "InvalidInput", "fixed_ips")
     await fails(mk.port(alice, net, fixed_ips=[{"ip_address": "bad"}]), 400, "InvalidInput", "fixed_ips")
     await fails(mk.port(bob, net), 404, "NetworkNotFound", "network_id")
@@ -69,8 +69,7 @@ async def test_shared_network_policy(topo: Topo, mk: Build) -> None:
     sub = await mk.subnet(ADMIN, shared, cidr="10.30.0.0/24")
     port = await mk.port(bob, shared, fixed_ips=[{"subnet_id": str(sub.id)}])
     assert port.project_id == bob.project_id and port.fixed_ips[0].subnet_id == sub.id
-    await fails(mk.port(bob, shared, fixed_ips=[{"ip_address": "10.30.0.50"}]), 403, "PolicyNotAuthorized",
-                "fixed_ips")
+    await fails(mk.port(bob, shared, fixed_ips=[{"ip_address": "10.30.0.50"}]), 403, "PolicyNotAuthorized", "fixed_ips")
     await fails(mk.port(bob, shared, device_owner="network:dhcp"), 403, "PolicyNotAuthorized", "device_owner")
     private = await mk.network(ADMIN)
     await fails(mk.port(bob, private), 404, "NetworkNotFound")
@@ -82,17 +81,46 @@ async def test_update_fixed_ips_and_delete(topo: Topo, mk: Build) -> None:
     net = await mk.network(alice)
     sub = await mk.subnet(alice, net, cidr="10.40.0.0/24")
     port = await mk.port(alice, net)
-    moved = (await topo("port.update", alice, id=str(port.id), port={
-        "name": "renamed", "fixed_ips": [{"ip_address": "10.40.0.77"}]})).port
+    moved = (
+        await topo(
+            "port.update", alice, id=str(port.id), port={"name": "renamed", "fixed_ips": [{"ip_address": "10.40.0.77"}]}
+        )
+    ).port
     assert moved.name == "renamed" and [f.ip_address for f in moved.fixed_ips] == ["10.40.0.77"]
     assert moved.revision_number == port.revision_number + 1
     held = (await mk.ipam("ip.list", ADMIN, filters={"port_id": str(port.id)})).allocations
     assert [a.ip_address for a in held] == ["10.40.0.77"]
-    kept = (await topo("port.update", alice, id=str(port.id), port={
-        "fixed_ips": [{"subnet_id": str(sub.id)}, {"ip_address": "10.40.0.78"}]})).port
+    kept = (
+        await topo(
+            "port.update",
+            alice,
+            id=str(port.id),
+            port={"fixed_ips": [{"subnet_id": str(sub.id)}, {"ip_address": "10.40.0.78"}]},
+        )
+    ).port
     assert sorted(f.ip_address for f in kept.fixed_ips) == ["10.40.0.77", "10.40.0.78"]
-    await fails(topo("port.update", alice, id=str(port.id), port={"fixed_ips": [{"ip_address": "10.41.0.1"}]}),
-                400, "InvalidIpForNetwork")
+    await fails(
+        topo("port.update", alice, id=str(port.id), port={"fixed_ips": [{"ip_address": "10.41.0.1"}]}),
+        400,
+        "InvalidIpForNetwork",
+    )
     await topo("port.delete", alice, id=str(port.id))
     await fails(topo("port.get", alice, id=str(port.id)), 404, "PortNotFound")
     assert (await mk.ipam("ip.list", ADMIN, filters={"port_id": str(port.id)})).allocations == []
+
+
+async def test_auto_address_subnet_delete_takes_the_slaac_addresses(topo: Topo, mk: Build) -> None:
+    """Rule 53: SLAAC addresses go with their subnet; ordinary addresses keep a subnet in use."""
+    alice = project()
+    net = await mk.network(alice)
+    v4 = await mk.subnet(alice, net, cidr="10.60.0.0/24")
+    slaac = await mk.subnet(alice, net, cidr="2001:db8:60::/64", ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+    port = await mk.port(alice, net)
+    assert {f.subnet_id for f in port.fixed_ips} == {v4.id, slaac.id}
+    await topo("subnet.delete", alice, id=str(slaac.id))
+    after = (await topo("port.get", alice, id=str(port.id))).port
+    assert [f.subnet_id for f in after.fixed_ips] == [v4.id]
+    held = (await mk.ipam("ip.list", ADMIN, filters={"port_id": str(port.id)})).allocations
+    assert [a.subnet_id for a in held] == [v4.id]
+    await fails(topo("subnet.delete", alice, id=str(v4.id)), 409, "SubnetInUse")
+    assert (await topo("subnet.get", alice, id=str(v4.id))).subnet.id == v4.id

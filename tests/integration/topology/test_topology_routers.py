@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tests.integration.conftest import ADMIN, fails
-
 from tests.integration.topology.conftest import Build, Topo, project
 
 
@@ -12,19 +11,46 @@ async def test_gateway_rules(topo: Topo, mk: Build) -> None:
     ext = await mk.external(v4="192.0.2.0/24", v6="2001:db8:e::/64")
     internal = await mk.network(alice)
     await fails(mk.router(alice, external_gateway_info={"network_id": str(internal.id)}), 400, "BadRequest")
-    await fails(mk.router(alice, external_gateway_info={"network_id": str(ext.id), "enable_snat": True}),
-                403, "PolicyNotAuthorized")
-    await fails(mk.router(alice, external_gateway_info={
-        "network_id": str(ext.id), "external_fixed_ips": [{"ip_address": "192.0.2.9"}]}), 403, "PolicyNotAuthorized")
-    await fails(mk.router(ADMIN, external_gateway_info={
-        "network_id": str(ext.id), "external_fixed_ips": [{"ip_address": "192.0.2.1"}]}), 400, "BadRequest")
+    await fails(
+        mk.router(alice, external_gateway_info={"network_id": str(ext.id), "enable_snat": True}),
+        403,
+        "PolicyNotAuthorized",
+    )
+    await fails(
+        mk.router(
+            alice,
+            external_gateway_info={"network_id": str(ext.id), "external_fixed_ips": [{"ip_address": "192.0.2.9"}]},
+        ),
+        403,
+        "PolicyNotAuthorized",
+    )
+    await fails(
+        mk.router(
+            ADMIN,
+            external_gateway_info={"network_id": str(ext.id), "external_fixed_ips": [{"ip_address": "192.0.2.1"}]},
+        ),
+        400,
+        "BadRequest",
+    )
     r = await mk.router(alice, external_gateway_info={"network_id": str(ext.id)})
     gw = r.external_gateway_info
     assert gw.network_id == ext.id and gw.enable_snat is True and r.status == "PENDING"
     assert [f.ip_address for f in gw.external_fixed_ips] == ["192.0.2.2", "2001:db8:e::1"]
     # admin picks addresses and turns SNAT off; the old gateway port's addresses go back to IPAM
-    r2 = (await topo("router.update", ADMIN, id=str(r.id), router={"external_gateway_info": {
-        "network_id": str(ext.id), "enable_snat": False, "external_fixed_ips": [{"ip_address": "192.0.2.77"}]}})).router
+    r2 = (
+        await topo(
+            "router.update",
+            ADMIN,
+            id=str(r.id),
+            router={
+                "external_gateway_info": {
+                    "network_id": str(ext.id),
+                    "enable_snat": False,
+                    "external_fixed_ips": [{"ip_address": "192.0.2.77"}],
+                }
+            },
+        )
+    ).router
     assert r2.external_gateway_info.enable_snat is False
     assert [f.ip_address for f in r2.external_gateway_info.external_fixed_ips] == ["192.0.2.77"]
     held = {a.ip_address for a in (await mk.ipam("ip.list", ADMIN, filters={})).allocations}
@@ -48,8 +74,9 @@ async def test_interface_rules(topo: Topo, mk: Build) -> None:
     r = await mk.router(alice, external_gateway_info={"network_id": str(ext.id)})
     rid = str(r.id)
     await fails(topo("router.add_router_interface", alice, id=rid), 400, "BadRequest")
-    await fails(topo("router.add_router_interface", alice, id=rid, subnet_id=str(a.id), port_id=str(a.id)),
-                400, "BadRequest")
+    await fails(
+        topo("router.add_router_interface", alice, id=rid, subnet_id=str(a.id), port_id=str(a.id)), 400, "BadRequest"
+    )
     info = await mk.attach(alice, r, a)
     assert (info.subnet_id, info.network_id, info.subnet_ids) == (a.id, net.id, [a.id])
     port = (await topo("port.get", alice, id=str(info.port_id))).port
@@ -66,8 +93,16 @@ async def test_interface_rules(topo: Topo, mk: Build) -> None:
     other = await mk.network(bob)
     bobs = await mk.subnet(bob, other, cidr="10.60.0.0/24")
     await fails(mk.attach(alice, r, bobs), 404, "SubnetNotFound")
-    await topo("rbac_policy.create", bob, rbac_policy={"object_type": "network", "object_id": str(other.id),
-                                                       "action": "access_as_shared", "target_tenant": alice.project_id})
+    await topo(
+        "rbac_policy.create",
+        bob,
+        rbac_policy={
+            "object_type": "network",
+            "object_id": str(other.id),
+            "action": "access_as_shared",
+            "target_tenant": alice.project_id,
+        },
+    )
     await mk.attach(alice, r, bobs)
     # by port
     free = await mk.port(alice, net_b, fixed_ips=[{"subnet_id": str(overlapping.id)}])
@@ -79,19 +114,36 @@ async def test_interface_rules(topo: Topo, mk: Build) -> None:
     empty = await mk.port(alice, net_b, fixed_ips=[])
     await fails(topo("router.add_router_interface", alice, id=str(r2.id), port_id=str(empty.id)), 400, "BadRequest")
     # routes need a connected nexthop; a route holds its interface
-    await fails(topo("router.update", alice, id=rid, router={"routes": [{"destination": "172.16.0.0/12",
-                                                                         "nexthop": "10.99.0.1"}]}),
-                400, "InvalidRoutes")
-    routed = (await topo("router.update", alice, id=rid, router={"routes": [{"destination": "172.16.0.0/12",
-                                                                             "nexthop": "10.50.0.10"}]})).router
+    await fails(
+        topo(
+            "router.update",
+            alice,
+            id=rid,
+            router={"routes": [{"destination": "172.16.0.0/12", "nexthop": "10.99.0.1"}]},
+        ),
+        400,
+        "InvalidRoutes",
+    )
+    routed = (
+        await topo(
+            "router.update",
+            alice,
+            id=rid,
+            router={"routes": [{"destination": "172.16.0.0/12", "nexthop": "10.50.0.10"}]},
+        )
+    ).router
     assert [x.model_dump() for x in routed.routes] == [{"destination": "172.16.0.0/12", "nexthop": "10.50.0.10"}]
-    await fails(topo("router.remove_router_interface", alice, id=rid, subnet_id=str(a.id)), 409,
-                "RouterInterfaceInUseByRoute")
+    await fails(
+        topo("router.remove_router_interface", alice, id=rid, subnet_id=str(a.id)), 409, "RouterInterfaceInUseByRoute"
+    )
     await topo("router.update", alice, id=rid, router={"routes": []})
     await topo("router.remove_router_interface", alice, id=rid, subnet_id=str(a.id))
     await fails(topo("port.get", alice, id=str(info.port_id)), 404, "PortNotFound")
-    await fails(topo("router.remove_router_interface", alice, id=rid, subnet_id=str(a.id)), 404,
-                "RouterInterfaceNotFoundForSubnet")
+    await fails(
+        topo("router.remove_router_interface", alice, id=rid, subnet_id=str(a.id)),
+        404,
+        "RouterInterfaceNotFoundForSubnet",
+    )
     await topo("router.remove_router_interface", alice, id=str(r2.id), port_id=str(free.id))
     assert (await mk.ipam("ip.list", ADMIN, filters={"port_id": str(free.id)})).allocations == []
     await topo("subnet.delete", alice, id=str(a.id))
@@ -125,11 +177,13 @@ async def test_floating_ips(topo: Topo, mk: Build) -> None:
     vm = await mk.port(alice, net)
     fip_create = {"floating_network_id": str(ext.id), "port_id": str(vm.id)}
     await fails(topo("floatingip.create", alice, floatingip={"floating_network_id": str(net.id)}), 400, "BadRequest")
-    await fails(topo("floatingip.create", alice, floatingip={"floating_network_id": str(v6only.id)}), 400,
-                "BadRequest")
+    await fails(topo("floatingip.create", alice, floatingip={"floating_network_id": str(v6only.id)}), 400, "BadRequest")
     await fails(topo("floatingip.create", alice, floatingip=fip_create), 404, "ExternalGatewayForFloatingIPNotFound")
-    await fails(topo("floatingip.create", alice, floatingip={**fip_create, "floating_ip_address": "192.0.4.9"}),
-                403, "PolicyNotAuthorized")
+    await fails(
+        topo("floatingip.create", alice, floatingip={**fip_create, "floating_ip_address": "192.0.4.9"}),
+        403,
+        "PolicyNotAuthorized",
+    )
     # nothing half-written by the failures: no floating port holds an external address
     held = (await mk.ipam("ip.list", ADMIN, filters={})).allocations
     assert not [a for a in held if a.ip_address.startswith("192.0.4.")]
@@ -139,24 +193,47 @@ async def test_floating_ips(topo: Topo, mk: Build) -> None:
     assert (fip.router_id, fip.port_id, fip.fixed_ip_address, fip.status) == (r.id, vm.id, "10.80.0.2", "ACTIVE")
     assert fip.floating_ip_address == "192.0.4.3"  # .1 gateway, .2 the router's gateway port
     await fails(topo("floatingip.create", alice, floatingip=fip_create), 409, "FloatingIPPortAlreadyAssociated")
-    await fails(topo("floatingip.create", alice, floatingip={**fip_create, "fixed_ip_address": "2001:db8::1"}),
-                400, "BadRequest")
+    await fails(
+        topo("floatingip.create", alice, floatingip={**fip_create, "fixed_ip_address": "2001:db8::1"}),
+        400,
+        "BadRequest",
+    )
     bobs_net = await mk.network(bob)
     await mk.subnet(bob, bobs_net, cidr="10.81.0.0/24")
     bobs_vm = await mk.port(bob, bobs_net)
-    await fails(topo("floatingip.update", ADMIN, id=str(fip.id), floatingip={"port_id": str(bobs_vm.id)}),
-                404, "ExternalGatewayForFloatingIPNotFound")
-    two = await mk.port(alice, net, fixed_ips=[{"subnet_id": str(sub.id)}, {"subnet_id": str(sub.id),
-                                                                           "ip_address": "10.80.0.50"}])
-    await fails(topo("floatingip.update", alice, id=str(fip.id), floatingip={"port_id": str(two.id)}), 400,
-                "BadRequest", "fixed_ip_address")
-    moved = (await topo("floatingip.update", alice, id=str(fip.id), floatingip={
-        "port_id": str(two.id), "fixed_ip_address": "10.80.0.50"})).floatingip
+    await fails(
+        topo("floatingip.update", ADMIN, id=str(fip.id), floatingip={"port_id": str(bobs_vm.id)}),
+        404,
+        "ExternalGatewayForFloatingIPNotFound",
+    )
+    two = await mk.port(
+        alice, net, fixed_ips=[{"subnet_id": str(sub.id)}, {"subnet_id": str(sub.id), "ip_address": "10.80.0.50"}]
+    )
+    await fails(
+        topo("floatingip.update", alice, id=str(fip.id), floatingip={"port_id": str(two.id)}),
+        400,
+        "BadRequest",
+        "fixed_ip_address",
+    )
+    moved = (
+        await topo(
+            "floatingip.update",
+            alice,
+            id=str(fip.id),
+            floatingip={"port_id": str(two.id), "fixed_ip_address": "10.80.0.50"},
+        )
+    ).floatingip
     assert (moved.port_id, moved.fixed_ip_address, moved.router_id) == (two.id, "10.80.0.50", r.id)
-    await fails(topo("router.update", alice, id=str(r.id), router={"external_gateway_info": None}), 409,
-                "RouterExternalGatewayInUseByFloatingIp")
-    await fails(topo("router.remove_router_interface", alice, id=str(r.id), subnet_id=str(sub.id)), 409,
-                "RouterInterfaceInUseByFloatingIP")
+    await fails(
+        topo("router.update", alice, id=str(r.id), router={"external_gateway_info": None}),
+        409,
+        "RouterExternalGatewayInUseByFloatingIp",
+    )
+    await fails(
+        topo("router.remove_router_interface", alice, id=str(r.id), subnet_id=str(sub.id)),
+        409,
+        "RouterInterfaceInUseByFloatingIP",
+    )
     free = (await topo("floatingip.update", alice, id=str(fip.id), floatingip={"port_id": None})).floatingip
     assert (free.port_id, free.fixed_ip_address, free.router_id, free.status) == (None, None, None, "DOWN")
     await topo("floatingip.delete", alice, id=str(fip.id))

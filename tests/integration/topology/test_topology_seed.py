@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 from tests.integration.conftest import ADMIN
-
 from tests.integration.topology.conftest import AGENT, Build, Heartbeats, SpecWatch, Topo, last_spec, project
 
 NOSCOPE = {"id": None, "mark_id": 1024}
@@ -18,8 +17,13 @@ def _scope(scope: Any) -> dict[str, Any]:
 
 
 def _addr(ip: str, subnet: Any) -> dict[str, Any]:
-    return {"ip_address": ip, "prefixlen": int(subnet.cidr.split("/")[1]), "subnet_id": str(subnet.id),
-            "cidr": subnet.cidr, "gateway_ip": subnet.gateway_ip}
+    return {
+        "ip_address": ip,
+        "prefixlen": int(subnet.cidr.split("/")[1]),
+        "subnet_id": str(subnet.id),
+        "cidr": subnet.cidr,
+        "gateway_ip": subnet.gateway_ip,
+    }
 
 
 async def build_seed(topo: Topo, mk: Build) -> dict[str, Any]:
@@ -29,28 +33,38 @@ async def build_seed(topo: Topo, mk: Build) -> dict[str, Any]:
     p4 = await mk.pool(["203.0.113.0/24"], scope=s4, default_prefixlen=26)
     public = await mk.network(ADMIN, name="public", **{"router:external": True})
     ext4 = await mk.subnet(ADMIN, public, pool=p4, cidr="203.0.113.64/26", enable_dhcp=False)
-    ext6 = await mk.subnet(ADMIN, public, pool=p6, cidr="2001:db8::/64", gateway_ip="2001:db8::1",
-                           enable_dhcp=False)
+    ext6 = await mk.subnet(ADMIN, public, pool=p6, cidr="2001:db8::/64", gateway_ip="2001:db8::1", enable_dhcp=False)
     demo = project()
     net1 = await mk.network(demo, name="network1")
     net2 = await mk.network(demo, name="network2")
     sub41 = await mk.subnet(demo, net1, cidr="198.51.100.0/26", name="subnet-ip4-1")
-    sub61 = await mk.subnet(demo, net1, cidr="2001:db8:80d2:c4d3::/64", ip_version=6, ipv6_ra_mode="slaac",
-                            ipv6_address_mode="slaac", gateway_ip="2001:db8:80d2:c4d3::1", name="subnet-ip6-1")
+    sub61 = await mk.subnet(
+        demo,
+        net1,
+        cidr="2001:db8:80d2:c4d3::/64",
+        ip_version=6,
+        ipv6_ra_mode="slaac",
+        ipv6_address_mode="slaac",
+        gateway_ip="2001:db8:80d2:c4d3::1",
+        name="subnet-ip6-1",
+    )
     sub42 = await mk.subnet(demo, net2, pool=p4, name="subnet-ip4-2")
-    sub62 = await mk.subnet(demo, net2, pool=p6, ipv6_ra_mode="slaac", ipv6_address_mode="slaac",
-                            name="subnet-ip6-2")
+    sub62 = await mk.subnet(demo, net2, pool=p6, ipv6_ra_mode="slaac", ipv6_address_mode="slaac", name="subnet-ip6-2")
     router = await mk.router(demo, name="router1", external_gateway_info={"network_id": str(public.id)})
     for s in (sub41, sub42, sub61, sub62):
         await mk.attach(demo, router, s)
     inst1 = await mk.port(demo, net1, name="instance1", device_owner="compute:nova")
-    fip = (await topo("floatingip.create", demo, floatingip={
-        "floating_network_id": str(public.id), "port_id": str(inst1.id)})).floatingip
+    fip = (
+        await topo(
+            "floatingip.create", demo, floatingip={"floating_network_id": str(public.id), "port_id": str(inst1.id)}
+        )
+    ).floatingip
     return {k: v for k, v in locals().items() if k not in ("topo", "mk")}
 
 
-async def test_seed_router1_spec(topo: Topo, mk: Build, agents: Heartbeats, spec_watch: SpecWatch,
-                                 nats_client: Any) -> None:
+async def test_seed_router1_spec(
+    topo: Topo, mk: Build, agents: Heartbeats, spec_watch: SpecWatch, nats_client: Any
+) -> None:
     w = await build_seed(topo, mk)
     demo, router, fip = w["demo"], w["router"], w["fip"]
     assert (w["sub42"].cidr, w["sub62"].cidr) == ("203.0.113.0/26", "2001:db8:a583::/64")
@@ -69,9 +83,16 @@ async def test_seed_router1_spec(topo: Topo, mk: Build, agents: Heartbeats, spec
 
     def iface(ip: str, net: Any, subnet: Any, v4: dict[str, Any], v6: dict[str, Any]) -> dict[str, Any]:
         p = by_ip[ip]
-        return {"port_id": str(p.id), "mac_address": p.mac_address, "network_id": str(net.id),
-                "segmentation_id": net.provider_segmentation_id, "mtu": 1450, "addresses": [_addr(ip, subnet)],
-                "scope_v4": v4, "scope_v6": v6}
+        return {
+            "port_id": str(p.id),
+            "mac_address": p.mac_address,
+            "network_id": str(net.id),
+            "segmentation_id": net.provider_segmentation_id,
+            "mtu": 1450,
+            "addresses": [_addr(ip, subnet)],
+            "scope_v4": v4,
+            "scope_v6": v6,
+        }
 
     a4, a6 = _scope(w["s4"]), _scope(w["s6"])
     public = w["public"]
@@ -84,10 +105,15 @@ async def test_seed_router1_spec(topo: Topo, mk: Build, agents: Heartbeats, spec
         "present": True,
         "admin_state_up": True,
         "gateway": {
-            "port_id": str(gw_port.id), "mac_address": gw_port.mac_address, "network_id": str(public.id),
-            "segmentation_id": public.provider_segmentation_id, "mtu": 1450,
+            "port_id": str(gw_port.id),
+            "mac_address": gw_port.mac_address,
+            "network_id": str(public.id),
+            "segmentation_id": public.provider_segmentation_id,
+            "mtu": 1450,
             "addresses": [_addr("203.0.113.66", w["ext4"]), _addr("2001:db8::2", w["ext6"])],
-            "scope_v4": a4, "scope_v6": a6, "enable_snat": True,
+            "scope_v4": a4,
+            "scope_v6": a6,
+            "enable_snat": True,
         },
         "interfaces": [
             iface("198.51.100.1", net1, w["sub41"], NOSCOPE, NOSCOPE),
@@ -95,9 +121,15 @@ async def test_seed_router1_spec(topo: Topo, mk: Build, agents: Heartbeats, spec
             iface("2001:db8:80d2:c4d3::1", net1, w["sub61"], NOSCOPE, NOSCOPE),
             iface("2001:db8:a583::1", net2, w["sub62"], a4, a6),
         ],
-        "floating_ips": [{"id": str(fip.id), "floating_ip_address": fip.floating_ip_address,
-                          "fixed_ip_address": "198.51.100.2", "port_id": str(w["inst1"].id),
-                          "fixed_scope": NOSCOPE}],
+        "floating_ips": [
+            {
+                "id": str(fip.id),
+                "floating_ip_address": fip.floating_ip_address,
+                "fixed_ip_address": "198.51.100.2",
+                "port_id": str(w["inst1"].id),
+                "fixed_scope": NOSCOPE,
+            }
+        ],
         "routes": [],
     }
     assert spec == expected
@@ -107,8 +139,9 @@ async def test_seed_router1_spec(topo: Topo, mk: Build, agents: Heartbeats, spec
     assert (await topo("router.spec", ADMIN, id=str(router.id))).model_dump(mode="json") == spec
 
 
-async def test_pool_rescope_republishes_router(topo: Topo, mk: Build, agents: Heartbeats,
-                                               spec_watch: SpecWatch) -> None:
+async def test_pool_rescope_republishes_router(
+    topo: Topo, mk: Build, agents: Heartbeats, spec_watch: SpecWatch
+) -> None:
     """IPAM event → RouterSpec: a pool moving scope changes the interface marks of every router on
     a network holding a subnet of that pool; the latency is measured (target p99 ≤ 100 ms)."""
     alice = project()
@@ -126,8 +159,14 @@ async def test_pool_rescope_republishes_router(topo: Topo, mk: Build, agents: He
         t0, seen = loop.time(), len(spec_watch.specs)
         await mk.ipam("subnetpool.update", ADMIN, id=str(pool.id), subnetpool={"address_scope_id": str(target.id)})
         spec = await spec_watch.wait_for(
-            lambda s, target=target: s["router_id"] == str(router.id) and bool(s["interfaces"])
-            and s["interfaces"][0]["scope_v4"] == _scope(target), timeout=5, since=seen)
+            lambda s, target=target: (
+                s["router_id"] == str(router.id)
+                and bool(s["interfaces"])
+                and s["interfaces"][0]["scope_v4"] == _scope(target)
+            ),
+            timeout=5,
+            since=seen,
+        )
         lags.append(next(t for _, s, t in spec_watch.specs if s is spec) - t0)
     lags.sort()
     p50, p99 = lags[len(lags) // 2], lags[-1]

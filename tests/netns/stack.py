@@ -1,0 +1,254 @@
+"""The whole stack for kernel tests: IPAM + topology in-process, the L3 agent as a real process.
+
+Isolation. Each test module gets a stack of its own: a nats-server of its own (so no other
+module's fake agents heartbeat into its bucket, and no one else's RouterSpecs share its stream)
+and a database of its own on the session's Postgres. The kernel side lives in a private sandbox
+(``Namespaces(private=True)``: a network *and mount* namespace held by this process, a tmpfs on
+/run/netns, the host namespace ``host`` inside). The agent runs as ``scopenet service l3-agent``
+started through ``nsenter --mount=<the sandbox's mount namespace>``: it sees the sandbox's
+/run/netns, so every namespace it creates (routers) is the sandbox's, and it is told the host is
+the sandbox's ``host``; its own network namespace is the machine's only so that it reaches NATS
+on loopback — it never changes a thing there. A kill -9 of the agent leaves its kernel state in
+the sandbox (the test holds it), which is what a restart must adopt; the sandbox vanishes with
+the test module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import nats
+import pytest
+
+from scopenet.bus.client import BusClient
+from scopenet.infra.embedded import nats_server
+from scopenet.infra.select import Endpoints
+from scopenet.netlink import Kernel, Namespaces
+from scopenet.services.ipam.app import ipam_service
+from scopenet.services.topology.app import topology_service
+from scopenet.services.topology.settings import TopologySettings
+from scopenet.settings import Settings
+from tests.conftest import with_database
+from tests.integration.conftest import Ipam
+from tests.integration.topology.conftest import Build, Topo
+
+HOST = "host"
+TOPOLOGY = TopologySettings(reconcile_interval=1.0, stale_after=3.0, agent_ttl=20.0)
+"""agent_ttl well above an agent restart, so a restarted agent keeps its routers."""
+
+
+@dataclass
+class Stack:
+    nats_url: str
+    nc: Any
+    topo: Topo
+    ipam: Ipam
+    mk: Build
+    tmp: Path
+
+
+@dataclass
+class Box:
+    ns: Namespaces
+    kernel: Kernel
+    mount_ns: str
+    """``/proc/<pid>/task/<tid>/ns/mnt`` of the sandbox's thread: where the agent process enters."""
+    host: str = HOST
+
+
+async def _database(admin_url: str) -> str:
+    name = f"scopenet_stack_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def stack(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    tmp = tmp_path_factory.mktemp("stack")
+    name = await _database(infra.database_url)
+    db = with_database(infra.database_url, name)
+    try:
+        with nats_server(tmp / "nats") as nats_url:
+            settings = Settings(database_url=db, nats_url=nats_url, health_port=0)
+            async with (
+                ipam_service(settings, database_url=db, nats_url=nats_url),
+                topology_service(settings, database_url=db, nats_url=nats_url, topology=TOPOLOGY),
+            ):
+                nc = await nats.connect(nats_url)
+                try:
+                    bus = BusClient(nc, timeout=10)
+                    topo, ipam = Topo(bus), Ipam(bus)
+                    yield Stack(nats_url, nc, topo, ipam, Build(topo, ipam), tmp)
+                finally:
+                    await nc.close()
+    finally:
+        await _drop(infra.database_url, name)
+
+
+@pytest.fixture(scope="module")
+async def box() -> AsyncIterator[Box]:
+    ns = Namespaces(private=True)
+    await ns.start()
+    kernel = Kernel(ns, host=HOST)
+    try:
+        await kernel.start()
+        tid = await ns.run(threading.get_native_id)
+        yield Box(ns, kernel, f"/proc/{os.getpid()}/task/{tid}/ns/mnt")
+    finally:
+        await kernel.close()
+        await ns.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class AgentProcess:
+    """``scopenet service l3-agent`` inside the sandbox (see the module docstring)."""
+
+    def __init__(self, box: Box, stack: Stack, *, agent_id: str, **env: str) -> None:
+        self.box = box
+        self.stack = stack
+        self.agent_id = agent_id
+        self.env = env
+        self.port = _free_port()
+        self.log = stack.tmp / f"{agent_id}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def start(self) -> AgentProcess:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        env = {
+            **os.environ,
+            "SCOPENET_NATS_URL": self.stack.nats_url,
+            "SCOPENET_STATE_DIR": str(self.stack.tmp / "agent-state"),
+            "SCOPENET_AGENT_ID": self.agent_id,
+            "SCOPENET_AGENT_HOST_NETNS": self.box.host,
+            "SCOPENET_AGENT_HEARTBEAT_INTERVAL": "0.5",
+            "SCOPENET_HEALTH_PORT": str(self.port),
+            "SCOPENET_LOG_LEVEL": "info",
+            "SCOPENET_LOG_FORMAT": "json",
+            **self.env,
+        }
+        env.pop("SCOPENET_DATABASE_URL", None)
+        nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
+        argv = [nsenter, f"--mount={self.box.mount_ns}", "--"]
+        argv += [sys.executable, "-m", "scopenet.services.cli", "service", "l3-agent"]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.started = time.monotonic()
+        return self
+
+    async def readyz(self) -> tuple[int, dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{self.port}/readyz", timeout=aiohttp.ClientTimeout(total=3)) as r,
+        ):
+            return r.status, await r.json()
+
+    async def ready(self, timeout: float = 30) -> float:
+        """Wait for /readyz 200 (first sync done); seconds since the process started."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.tail()}")
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                if (await self.readyz())[0] == 200:
+                    return time.monotonic() - self.started
+            if time.monotonic() > deadline:
+                raise AssertionError(f"agent not ready within {timeout}s:\n{self.tail()}")
+            await asyncio.sleep(0.05)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM and wait; the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self.proc.poll() is None:
+                self.proc.kill()
+        return self.proc.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+@contextlib.asynccontextmanager
+async def running_agent(box: Box, stack: Stack, agent_id: str, **env: str) -> AsyncIterator[AgentProcess]:
+    agent = AgentProcess(box, stack, agent_id=agent_id, **env).start()
+    try:
+        await agent.ready()
+        yield agent
+    finally:
+        await agent.stop()
+
+
+async def eventually(check: Any, *, timeout: float = 10, every: float = 0.02, what: str = "condition") -> float:
+    """Poll ``check()`` (sync or async) until truthy; the seconds it took."""
+    t0 = time.monotonic()
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(every)
+
+
+
+async def cli(box: Box, state_dir: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``scopenet <args>`` as a user in a second terminal would run it (inside the sandbox's mount
+    namespace, so it sees the sandbox's /run/netns), with ``SCOPENET_STATE_DIR`` the stack's. Async:
+    the services it talks to run on this test's event loop."""
+    nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_")}
+    env |= {"SCOPENET_STATE_DIR": str(state_dir), "SCOPENET_LOG_LEVEL": "warning"}
+    argv = [nsenter, f"--mount={box.mount_ns}", "--", sys.executable, "-m", "scopenet.services.cli", *args]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
