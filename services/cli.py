@@ -239,42 +239,42 @@ def migrate(state_dir: Path | None) -> None:
 
 @cli.command()
 @state_dir_option
-@click.option("--keep", is_flag=True, help="leave the stack's data in the state dir afterwards")
+@click.option("--keep", is_flag=True, help="keep the stack running afterwards (Ctrl-C stops it)")
 def demo(state_dir: Path | None, keep: bool) -> None:
-    """The seed document's walkthrough end to end (exits non-zero if any outcome differs)."""
+    """The seed document's walkthrough end to end, with a connectivity table (exit 0: all matched;
+    1: something differed; 3: the control plane matched, the datapath part needs root)."""
     import shutil
+    import socket
     import tempfile
 
-    from scopenet.services.demo.walkthrough import run
+    from scopenet.services.api.bootstrap import prepare
+    from scopenet.services.demo.main import describe_keep, run
+    from scopenet.services.stack import run_stack, tokens
 
     scratch = state_dir or Path(tempfile.mkdtemp(prefix="scopenet-demo-"))
     settings = _settings(scratch)
     log.configure(level="warning", fmt="console")
+    with socket.socket() as s:  # a port of its own: a `scopenet up` may hold 9696
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    api = prepare(state_dir=scratch, host="127.0.0.1", port=port, auth="tokens", tokens_file=None)
+    code = 1
     try:
         with _infrastructure(settings) as ep:
             click.echo(f"scopenet demo: Postgres and NATS ({ep.source}), state in {scratch}")
-            env = {
-                **os.environ,
-                "SCOPENET_DATABASE_URL": ep.database_url,
-                "SCOPENET_NATS_URL": ep.nats_url,
-                "SCOPENET_LOG_LEVEL": "warning",
-            }
-            procs = [
-                subprocess.Popen([sys.executable, "-m", "scopenet.services.cli", "service", svc], env=env)
-                for svc in SERVICES
-                if svc not in DATAPATH  # the walkthrough does not use the datapath
-            ]
-            try:
-                ok = asyncio.run(run(ep.nats_url))
-            finally:
-                for p in procs:
-                    p.terminate()
-                for p in procs:
-                    p.wait(timeout=15)
+            with run_stack(settings, ep, services=list(SERVICES), extra_env={**api.env, "SCOPENET_LOG_LEVEL": "warning"}
+                           ) as stack:
+                code = asyncio.run(run(endpoint=f"http://127.0.0.1:{port}", nats_url=ep.nats_url,
+                                       tokens=tokens(scratch / "tokens.yaml"), host_netns=stack.host_netns,
+                                       datapath_problem=stack.datapath_problem, keep=keep))
+                if keep:
+                    describe_keep(api.lines)
+                    with contextlib.suppress(KeyboardInterrupt):
+                        stack.wait_any_exit()
     finally:
         if not keep and state_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    sys.exit(0 if ok else 1)
+    sys.exit(code)
 
 
 @cli.group()

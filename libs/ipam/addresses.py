@@ -77,12 +77,13 @@ def usable_range(cidr: IPNetwork) -> tuple[int, int] | None:
     return (cidr.first + 1, cidr.last) if cidr.first < cidr.last else None
 
 
-def default_gateway(cidr: IPNetwork, *, from_pool_any: bool) -> IPAddress | None:
-    """The gateway Neutron would pick (§3.2), except none at all on /31-/32 and /127-/128 (module docstring)."""
+def default_gateway(cidr: IPNetwork) -> IPAddress | None:
+    """The first address after the network's (§3.2), and none at all on /31-/32 and /127-/128 (module
+    docstring). Neutron gives an IPv6 subnet made from an explicit cidr the subnet-router anycast
+    address (``::``) instead, but ``::1`` when the same subnet comes from a pool (SPEC §9.12); scopenet
+    gives ``::1`` either way, which is also what the seed document shows for ``subnet-ip6-1``."""
     if cidr.prefixlen >= (31 if cidr.version == 4 else 127):
         return None
-    if cidr.version == 6 and not from_pool_any:
-        return IPAddress(cidr.first, 6)
     return IPAddress(cidr.first + 1, cidr.version)
 
 
@@ -171,7 +172,7 @@ def subnet_defaults(
     if from_pool_any and allocation_pools is not None:
         raise BadRequest("allocation_pools allowed only for specific subnet requests.", field="allocation_pools")
     if isinstance(gateway_ip, Unset):
-        gw = default_gateway(cidr, from_pool_any=from_pool_any)
+        gw = default_gateway(cidr)
     elif gateway_ip is None:
         gw = None
     else:

@@ -161,7 +161,12 @@ async def _first_sync(agent: Agent) -> None:
     agent.reconciler.mark_caught_up()
     await agent.reconciler.sweep()
     await agent.reconciler.wait_idle()
-    gc.set_threshold(20_000, 20, 20)  # as the command services: young collections less often
+    # What the first pass built (every router's handles and state) lives as long as the process:
+    # keep the collector off it, and collect the young generation less often (as the command
+    # services do) — a full collection over it would stall the loop for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     agent.synced.set()
     _log.info(
         "first_sync_done",

@@ -163,9 +163,9 @@ async def test_explicit_cidr_validation(mk: IpamFixtures) -> None:
     assert (p2p.gateway_ip, pools(p2p)) == (None, [("10.8.0.0", "10.8.0.1")])
     plain = await mk.subnet(alice, cidr="10.8.1.0/24")
     assert (plain.subnetpool_id, plain.address_scope_id, plain.gateway_ip) == (None, None, "10.8.1.1")
-    # §9.12 kept: an explicit IPv6 cidr gets the subnet-router anycast address as gateway
+    # §9.12 fixed: an explicit IPv6 cidr gets ::1 as gateway, like a pool subnet (Neutron: ``::``)
     v6 = await mk.subnet(alice, cidr="2001:db8:80::/64")
-    assert (v6.gateway_ip, pools(v6)) == ("2001:db8:80::", [("2001:db8:80::1", "2001:db8:80:0:ffff:ffff:ffff:ffff")])
+    assert (v6.gateway_ip, pools(v6)) == ("2001:db8:80::1", [("2001:db8:80::2", "2001:db8:80:0:ffff:ffff:ffff:ffff")])
     # plain subnets of different networks may overlap (§6)
     assert (await mk.subnet(project(), cidr="10.8.1.0/24")).cidr == "10.8.1.0/24"
 

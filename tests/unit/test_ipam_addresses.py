@@ -40,10 +40,12 @@ class TestDefaultsTable:
     def test_ipv4_cidr(self) -> None:
         assert defaults("10.0.0.0/24") == ("10.0.0.1", ["10.0.0.2-10.0.0.254"])
 
-    def test_ipv6_cidr_uses_the_network_address(self) -> None:
-        assert defaults("2001:db8:1:5::/64") == (
-            "2001:db8:1:5::",
-            ["2001:db8:1:5::1-2001:db8:1:5:ffff:ffff:ffff:ffff"],
+    def test_ipv6_cidr_gets_colon_colon_1_like_a_pool_subnet(self) -> None:
+        # SPEC §9.12 fixed: Neutron gives an explicit IPv6 cidr the network address (``::``) as its
+        # gateway but a pool subnet ``::1``; scopenet gives ``::1`` both ways (as the seed shows).
+        assert defaults("2001:db8:80d2:c4d3::/64") == (
+            "2001:db8:80d2:c4d3::1",
+            ["2001:db8:80d2:c4d3::2-2001:db8:80d2:c4d3:ffff:ffff:ffff:ffff"],
         )
 
     def test_seed_ipv4_pool_any(self) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from scopenet.infra.select import Endpoints
-
 from tests.integration.topology.conftest import Build
 
 NODE_DIR = Path(__file__).resolve().parents[2] / "node"

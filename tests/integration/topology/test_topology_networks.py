@@ -45,7 +45,7 @@ async def test_subnet_defaults_and_network_revision(topo: Topo, mk: Build) -> No
     assert [p.model_dump() for p in sub.allocation_pools] == [{"start": "198.51.100.2", "end": "198.51.100.62"}]
     assert sub.dns_nameservers == ["192.0.2.53"] and sub.enable_dhcp
     v6 = await mk.subnet(alice, net, cidr="2001:db8:80d2:c4d3::/64", ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
-    assert v6.gateway_ip == "2001:db8:80d2:c4d3::"
+    assert v6.gateway_ip == "2001:db8:80d2:c4d3::1"  # as the seed shows (SPEC §9.12 fixed)
     net = (await topo("network.get", alice, id=str(net.id))).network
     assert set(net.subnets) == {sub.id, v6.id} and net.revision_number == 2
     await fails(
