@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint schemas clean install
+.PHONY: demo test lint schemas clean install os-deps
 
 install: $(STAMP)
 
@@ -19,12 +19,18 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## The seed's walkthrough on an embedded stack (everything that exists so far).
-demo: $(STAMP)
+## OS tools of the datapath (nftables, libnftables, iproute2, ping, conntrack): installs what is
+## missing with apt-get when root, else says in one line what is missing (the demo then runs its
+## control-plane part only).
+os-deps:
+	-@scripts/os-deps.sh
+
+## The seed's walkthrough end to end on an embedded stack, with the connectivity table.
+demo: $(STAMP) os-deps
 	$(BIN)/scopenet demo
 
 ## Every test: unit, contract, integration (real Postgres and NATS), datapath (root + netns).
-test: $(STAMP)
+test: $(STAMP) os-deps
 	$(BIN)/pytest -q
 
 ## Static checks CI runs beside the tests. mypy and import-linter cannot follow setuptools'
