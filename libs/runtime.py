@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import nats
 import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -44,9 +43,14 @@ class Running:
 
 async def connect_nats(url: str, *, name: str) -> NATS:
     log = structlog.get_logger("runtime").bind(service=name)
+    nc = NATS()
 
     async def disconnected() -> None:
-        log.warning("nats_disconnected")
+        # A drain on shutdown disconnects too; only an unexpected loss is worth a warning.
+        if nc.is_draining or nc.is_closed:
+            log.debug("nats_closed")
+        else:
+            log.warning("nats_disconnected")
 
     async def reconnected() -> None:
         log.info("nats_reconnected")
@@ -54,7 +58,7 @@ async def connect_nats(url: str, *, name: str) -> NATS:
     async def error(exc: Exception) -> None:
         log.warning("nats_error", error=str(exc) or type(exc).__name__)
 
-    return await nats.connect(
+    await nc.connect(
         url,
         name=f"scopenet-{name}",
         max_reconnect_attempts=-1,
@@ -63,6 +67,7 @@ async def connect_nats(url: str, *, name: str) -> NATS:
         reconnected_cb=reconnected,
         error_cb=error,
     )
+    return nc
 
 
 @contextlib.asynccontextmanager

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     routers' veths live there); created if missing. Unset: the agent's own namespace (production).
     ``scopenet up`` and the tests set it, so they never touch the machine's own interfaces."""
 
+    agent_bgp: bool = False
+    """Run the BGP speaker (BIRD 2, Debian ``bird2``) beside the L3 agent, in its host namespace: it
+    announces what topology's BGP speakers advertise (``SCOPENET_AGENT_BGP=1``)."""
+
     agent_resync_interval: float = Field(default=30.0, gt=0)
     """Seconds between the L3 agent's full resyncs (repairs hand-made changes, sweeps orphans)."""
 

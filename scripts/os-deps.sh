@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The OS tools scopenet's datapath needs (L3 agent, test instances, netns tests):
-#   nft + libnftables.so.1 (rulesets, applied in process), ip (namespaces), ping, conntrack.
+#   nft + libnftables.so.1 (rulesets, applied in process), ip (namespaces), ping, conntrack,
+#   bird2 (the BGP speaker, and the external router of the BGP tests).
 # Installs only what is missing, with apt-get, and only as root; says in one line what it does.
 # Usage: scripts/os-deps.sh [--check]   (--check: report what is missing, install nothing)
 set -euo pipefail
@@ -12,6 +13,7 @@ declare -A PROBE=(
   [iproute2]="ip"
   [iputils-ping]="ping"
   [conntrack]="conntrack"
+  [bird2]="bird"
 )
 
 have() {
@@ -25,7 +27,7 @@ have() {
 }
 
 missing=()
-for pkg in nftables libnftables1 iproute2 iputils-ping conntrack; do
+for pkg in nftables libnftables1 iproute2 iputils-ping conntrack bird2; do
   have "${PROBE[$pkg]}" || missing+=("$pkg")
 done
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import importlib
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 import click
 
 from scopenet import log
-from scopenet.infra.embedded import record_stack, running_stack
+from scopenet.infra.embedded import running_stack
 from scopenet.infra.select import Endpoints, endpoints
 from scopenet.settings import Settings
 
@@ -33,9 +31,6 @@ SERVICE_APPS: dict[str, str] = {
 SERVICES = tuple(SERVICE_APPS)
 #: Services that never use a database: ``scopenet service`` gives them NATS only (no embedded Postgres).
 STATELESS = frozenset({"api", "l3-agent"})
-#: Services that program the kernel (root, nftables): ``up`` starts them only where the datapath can
-#: run, in a host namespace of their own; ``demo`` does not need them.
-DATAPATH = frozenset({"l3-agent"})
 
 
 def _service_factory(name: str) -> Any:
@@ -82,23 +77,10 @@ def _nats_only(settings: Settings) -> Iterator[Endpoints]:
         yield Endpoints("", url, "embedded")
 
 
-def _host_netns(settings: Settings) -> str:
-    """The host namespace ``scopenet up`` gives its L3 agent: configured, else one per state dir."""
-    if settings.agent_host_netns:
-        return settings.agent_host_netns
-    digest = hashlib.sha1(str(settings.state_dir.resolve()).encode()).hexdigest()[:8]
-    return f"scopenet-host-{digest}"
-
-
 def _datapath_problem() -> str | None:
-    """Why this machine cannot run the L3 agent (one line), or None when it can."""
-    from scopenet.netlink import DatapathUnavailable, check
+    from scopenet.services.stack import datapath_problem
 
-    try:
-        check()
-    except DatapathUnavailable as exc:
-        return str(exc)
-    return None
+    return datapath_problem()
 
 
 state_dir_option = click.option(
@@ -148,56 +130,27 @@ def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: st
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    with _infrastructure(settings) as ep:
-        # The L3 agent runs where it can (root, nftables), always in a host namespace of its own:
-        # `up` never changes the machine's interfaces, routes or firewall.
-        problem = _datapath_problem()
-        services = [s for s in SERVICES if s not in DATAPATH or problem is None]
-        agent_env = {} if problem else {"SCOPENET_AGENT_HOST_NETNS": _host_netns(settings)}
-        extra = {"host_netns": agent_env["SCOPENET_AGENT_HOST_NETNS"]} if agent_env else {}
-        record = record_stack(settings.state_dir, database_url=ep.database_url, nats_url=ep.nats_url, **extra)
+    from scopenet.services.stack import run_stack
+
+    with _infrastructure(settings) as ep, run_stack(settings, ep, services=list(SERVICES), extra_env=api.env) as stack:
         click.echo(
             f"scopenet: Postgres {ep.database_url} and NATS {ep.nats_url} ({ep.source}); state in {settings.state_dir}"
         )
-        if problem:
-            click.echo(f"{problem} (the L3 agent is not started: routers stay PENDING)", err=True)
+        if stack.datapath_problem:  # `up` never changes the machine's interfaces, routes or firewall
+            click.echo(f"{stack.datapath_problem} (the L3 agent is not started: routers stay PENDING)", err=True)
         else:
             click.echo(
-                f"scopenet: L3 agent with host namespace {extra['host_netns']}; test instances: "
+                f"scopenet: L3 agent with host namespace {stack.host_netns}; test instances: "
                 "scopenet instance create --port PORT_ID [--name N]"
             )
-        env = {
-            **os.environ,
-            "SCOPENET_DATABASE_URL": ep.database_url,
-            "SCOPENET_NATS_URL": ep.nats_url,
-            **api.env,
-            **agent_env,
-        }
-        procs = {
-            svc: subprocess.Popen([sys.executable, "-m", "scopenet.services.cli", "service", svc], env=env)
-            for svc in services
-        }
-        click.echo(f"scopenet: started {', '.join(services)}; press Ctrl-C to stop")
+        click.echo(f"scopenet: started {', '.join(stack.services)}; press Ctrl-C to stop")
         click.echo("\n".join(api.lines))
         try:
             signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-            while all(p.poll() is None for p in procs.values()):
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    next(iter(procs.values())).wait(timeout=1)
-            dead = [s for s, p in procs.items() if p.poll() is not None]
+            dead = stack.wait_any_exit()
             click.echo(f"scopenet: {', '.join(dead)} exited; stopping", err=True)
         except KeyboardInterrupt:
             click.echo("scopenet: stopping")
-        finally:
-            for p in procs.values():
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in procs.values():
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            record.unlink(missing_ok=True)
     click.echo("scopenet: stopped")
 
 
@@ -216,6 +169,10 @@ def service(name: str, state_dir: Path | None) -> None:
         async with factory(settings, database_url=ep.database_url, nats_url=ep.nats_url):
             await until_signalled()
 
+    from scopenet.services.stack import DATAPATH
+
+    if name in DATAPATH and (problem := _datapath_problem()):
+        raise SystemExit(problem)  # one line, before any server is started for it
     infrastructure = _nats_only if name in STATELESS else _infrastructure  # stateless: never a database
     with infrastructure(settings) as ep:
         asyncio.run(main(ep))
@@ -249,8 +206,9 @@ def demo(state_dir: Path | None, keep: bool) -> None:
 
     from scopenet.services.api.bootstrap import prepare
     from scopenet.services.demo.main import describe_keep, run
-    from scopenet.services.stack import run_stack, tokens
+    from scopenet.services.stack import remove_datapath, run_stack, tokens
 
+    routers: list[str] = []  # what the walkthrough made, removed afterwards unless --keep
     scratch = state_dir or Path(tempfile.mkdtemp(prefix="scopenet-demo-"))
     settings = _settings(scratch)
     log.configure(level="warning", fmt="console")
@@ -262,15 +220,26 @@ def demo(state_dir: Path | None, keep: bool) -> None:
     try:
         with _infrastructure(settings) as ep:
             click.echo(f"scopenet demo: Postgres and NATS ({ep.source}), state in {scratch}")
-            with run_stack(settings, ep, services=list(SERVICES), extra_env={**api.env, "SCOPENET_LOG_LEVEL": "warning"}
-                           ) as stack:
-                code = asyncio.run(run(endpoint=f"http://127.0.0.1:{port}", nats_url=ep.nats_url,
-                                       tokens=tokens(scratch / "tokens.yaml"), host_netns=stack.host_netns,
-                                       datapath_problem=stack.datapath_problem, keep=keep))
+            with run_stack(
+                settings, ep, services=list(SERVICES), extra_env={**api.env, "SCOPENET_LOG_LEVEL": "warning"}
+            ) as stack:
+                code = asyncio.run(
+                    run(
+                        endpoint=f"http://127.0.0.1:{port}",
+                        nats_url=ep.nats_url,
+                        tokens=tokens(scratch / "tokens.yaml"),
+                        host_netns=stack.host_netns,
+                        datapath_problem=stack.datapath_problem,
+                        keep=keep,
+                        routers=routers,
+                    )
+                )
                 if keep:
                     describe_keep(api.lines)
                     with contextlib.suppress(KeyboardInterrupt):
                         stack.wait_any_exit()
+            if stack.host_netns and not keep:
+                remove_datapath(stack.host_netns, routers)
     finally:
         if not keep and state_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -128,3 +128,14 @@ def tokens(path: Path) -> tuple[str, str, str, str]:
     if admin is None or member is None:
         raise ValueError(f"{path} needs an admin token and a non-admin token")
     return admin[0], admin[1], member[0], member[1]
+
+
+def remove_datapath(host_netns: str, router_ids: list[str]) -> None:
+    """After the agent has stopped: remove the routers' namespaces and the host namespace (with its
+    bridges and veth ends). For runs that must leave nothing behind (the demo); ``up`` keeps them,
+    so a restarted agent adopts its routers instead of rebuilding them."""
+    from scopenet.datapath import names
+
+    for name in [names.namespace(r) for r in router_ids] + [host_netns]:
+        if Path("/run/netns", name).exists():
+            subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)

@@ -7,7 +7,8 @@ which stops reading from that subscription: back-pressure, not an unbounded task
 
 Errors: ``DomainError`` → its numeric code and message; ``TransientError`` → 503; anything else
 → 500 "internal error" with the traceback logged and never sent (nats.micro would send
-``repr(exc)``).
+``repr(exc)``). A reply larger than the server's max payload cannot be sent at all: the caller
+gets a 400 ``ReplyTooLarge`` that says so (and how to ask for less) instead.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from scopenet.bus.errors import from_validation, reply_for
 from scopenet.contracts.subjects import Endpoint
-from scopenet.errors import DomainError, InternalError, TransientError
+from scopenet.errors import BadRequest, DomainError, InternalError, TransientError
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
 
@@ -50,9 +51,10 @@ class Route:
 class CommandServer:
     """A running nats.micro service whose endpoints run handlers concurrently, bounded."""
 
-    def __init__(self, service: Service, *, name: str, limit: int) -> None:
+    def __init__(self, service: Service, *, name: str, limit: int, nc: NATS | None = None) -> None:
         self.service = service
         self.name = name
+        self._nc = nc
         self._slots = asyncio.Semaphore(limit)
         self._tasks: set[asyncio.Task[None]] = set()
         self._log = structlog.get_logger("bus.micro").bind(service=name)
@@ -79,7 +81,15 @@ class CommandServer:
                 result = await route.handler(command)
             except ValidationError as exc:
                 raise from_validation(exc) from None
-            await request.respond(result.model_dump_json().encode())
+            payload = result.model_dump_json().encode()
+            if self._nc is not None and len(payload) > self._nc.max_payload:
+                raise BadRequest(
+                    f"The reply ({len(payload)} bytes) exceeds the NATS max payload ({self._nc.max_payload} "
+                    "bytes): narrow the request with filters, or read the list in pages (limit and marker) "
+                    "where the command offers them.",
+                    type="ReplyTooLarge",
+                )
+            await request.respond(payload)
         except (DomainError, TransientError) as exc:
             code = exc.code
             await self._respond_error(request, exc)
@@ -121,7 +131,7 @@ async def serve(
     limit: int,
 ) -> CommandServer:
     service = await add_service(nc, name=name, version=version, description=description)
-    server = CommandServer(service, name=name, limit=limit)
+    server = CommandServer(service, name=name, limit=limit, nc=nc)
     for route in routes:
         ep = route.endpoint
         await service.add_endpoint(

@@ -52,6 +52,18 @@ class ListCommand(Command):
     filters: dict[str, Any] = Field(default_factory=dict)
 
 
+class PagedListCommand(ListCommand):
+    """A list that can be read in pages, so no reply outgrows the NATS max payload.
+
+    With ``limit``, the reply holds at most that many items, in a stable order, and a
+    ``next_marker`` while more may follow; pass it back as ``marker`` for the next page. A marker is
+    opaque (it names the last item of the page, so pages stay correct while items come and go).
+    """
+
+    limit: int | None = Field(default=None, ge=1, le=10_000)
+    marker: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class DeleteCommand(ByIdCommand):
     if_revision: int | None = Field(default=None, ge=0)
     """Compare-and-swap: refuse (412) unless the resource is at this revision."""

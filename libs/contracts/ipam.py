@@ -18,6 +18,7 @@ from scopenet.contracts.base import (
     Contract,
     DeleteCommand,
     Description,
+    ErrorBody,
     Event,
     Name,
     ProjectId,
@@ -229,6 +230,33 @@ class SubnetReply(Contract):
 
 class SubnetList(Contract):
     subnets: list[Subnet]
+    next_marker: str | None = None
+    """Set when the command had a ``limit`` and more subnets may follow (pass it as ``marker``)."""
+
+
+#: Requests of one ``*.allocate_many`` command (its reply must fit the NATS max payload too).
+MAX_BATCH = 500
+
+
+class SubnetAllocateMany(Command):
+    """Several ``subnet.allocate`` requests in one message: each is decided exactly as if it came
+    alone (its own context, its own idempotency on ``subnet_id``), and each gets its own result.
+    The envelope's context is the sender's; it grants nothing by itself."""
+
+    type: Literal["scopenet.ipam.v1.subnet.allocate_many"] = "scopenet.ipam.v1.subnet.allocate_many"
+    requests: list[SubnetAllocate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class SubnetAllocateResult(Contract):
+    """Exactly one of ``subnet`` (allocated) and ``error`` (the reply ``subnet.allocate`` would give)."""
+
+    subnet: Subnet | None = None
+    error: ErrorBody | None = None
+
+
+class SubnetAllocateManyReply(Contract):
+    results: list[SubnetAllocateResult]
+    """In the order of the requests."""
 
 
 # ---------------------------------------------------------------- IP allocations
@@ -259,12 +287,35 @@ class IpRelease(Command):
     ip_address: str | None = None
 
 
+class IpAllocateMany(Command):
+    """Several ``ip.allocate`` requests in one message, decided in order, each as if it came alone.
+    Requests for one port on one subnet keep their relative order (a later "next free" request of
+    the port there replays the address an earlier one got, as a repeated ``ip.allocate`` would)."""
+
+    type: Literal["scopenet.ipam.v1.ip.allocate_many"] = "scopenet.ipam.v1.ip.allocate_many"
+    requests: list[IpAllocate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class IpAllocateResult(Contract):
+    """Exactly one of ``allocation`` and ``error`` (the reply ``ip.allocate`` would give)."""
+
+    allocation: IpAllocation | None = None
+    error: ErrorBody | None = None
+
+
+class IpAllocateManyReply(Contract):
+    results: list[IpAllocateResult]
+    """In the order of the requests."""
+
+
 class IpAllocationReply(Contract):
     allocation: IpAllocation
 
 
 class IpAllocationList(Contract):
     allocations: list[IpAllocation]
+    next_marker: str | None = None
+    """Set when the command had a ``limit`` and more allocations may follow (pass it as ``marker``)."""
 
 
 # ---------------------------------------------------------------- RBAC (scopes and pools)

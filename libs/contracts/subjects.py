@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from scopenet.contracts import bgp as bgp
 from scopenet.contracts import ipam as m
 from scopenet.contracts import routerspec as rs
 from scopenet.contracts import topology as t
-from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ErrorReply, ListCommand
+from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ErrorReply, ListCommand, PagedListCommand
 
 PREFIX = "scopenet.v1"
 EVENTS_STREAM = "SCOPENET_EVENTS"
@@ -116,8 +117,24 @@ IPAM_ENDPOINTS: tuple[Endpoint, ...] = (
         m.SubnetReply,
         "allocate a subnet's prefix from a pool, or register an explicit cidr (idempotent on subnet_id)",
     ),
+    Endpoint(
+        "ipam",
+        "subnet",
+        "allocate_many",
+        m.SubnetAllocateMany,
+        m.SubnetAllocateManyReply,
+        "several subnet.allocate requests in one message, one result (subnet or error) each",
+    ),
     Endpoint("ipam", "subnet", "get", ByIdCommand, m.SubnetReply, "one subnet allocation"),
-    Endpoint("ipam", "subnet", "list", ListCommand, m.SubnetList, "subnet allocations the caller may see"),
+    Endpoint(
+        "ipam",
+        "subnet",
+        "list",
+        PagedListCommand,
+        m.SubnetList,
+        "subnet allocations the caller may see (filters id, network_id, subnetpool_id, project_id take lists; "
+        "limit/marker pages)",
+    ),
     Endpoint("ipam", "subnet", "update", m.SubnetUpdate, m.SubnetReply, "change gateway or allocation pools"),
     Endpoint(
         "ipam",
@@ -135,8 +152,23 @@ IPAM_ENDPOINTS: tuple[Endpoint, ...] = (
         m.IpAllocationReply,
         "a specific or the next free address for a port (idempotent)",
     ),
+    Endpoint(
+        "ipam",
+        "ip",
+        "allocate_many",
+        m.IpAllocateMany,
+        m.IpAllocateManyReply,
+        "several ip.allocate requests in one message, one result (allocation or error) each",
+    ),
     Endpoint("ipam", "ip", "release", m.IpRelease, m.IpAllocationList, "release a port's addresses (idempotent)"),
-    Endpoint("ipam", "ip", "list", ListCommand, m.IpAllocationList, "addresses allocated, by port or subnet"),
+    Endpoint(
+        "ipam",
+        "ip",
+        "list",
+        PagedListCommand,
+        m.IpAllocationList,
+        "addresses allocated, by port(s) or subnet(s) (a filter value may be a list; limit/marker pages)",
+    ),
     *_crud("ipam", "rbac_policy", create=m.RbacCreate, update=m.RbacUpdate, one=m.RbacReply, many=m.RbacList),
 )
 
@@ -201,6 +233,60 @@ TOPOLOGY_ENDPOINTS: tuple[Endpoint, ...] = (
         rs.RouterStatusReport,
         t.RouterStatusAck,
         "an agent reports the outcome of applying a RouterSpec (ACTIVE, or ERROR with a reason)",
+    ),
+    *_crud(
+        "topology",
+        "bgp_speaker",
+        create=bgp.BgpSpeakerCreate,
+        update=bgp.BgpSpeakerUpdate,
+        one=bgp.BgpSpeakerReply,
+        many=bgp.BgpSpeakerList,
+    ),
+    Endpoint(
+        "topology", "bgp_speaker", "add_bgp_peer", bgp.BgpSpeakerPeer, bgp.BgpPeerId, "let a speaker peer (admin)"
+    ),
+    Endpoint(
+        "topology", "bgp_speaker", "remove_bgp_peer", bgp.BgpSpeakerPeer, bgp.BgpPeerId, "drop a speaker's peer (admin)"
+    ),
+    Endpoint(
+        "topology",
+        "bgp_speaker",
+        "add_gateway_network",
+        bgp.BgpSpeakerNetwork,
+        bgp.BgpNetworkId,
+        "announce what routers with a gateway on this network may announce (admin)",
+    ),
+    Endpoint(
+        "topology",
+        "bgp_speaker",
+        "remove_gateway_network",
+        bgp.BgpSpeakerNetwork,
+        bgp.BgpNetworkId,
+        "stop announcing for this gateway network (admin)",
+    ),
+    Endpoint(
+        "topology",
+        "bgp_speaker",
+        "get_advertised_routes",
+        ByIdCommand,
+        bgp.AdvertisedRoutes,
+        "the routes the speaker announces: scoped tenant subnets and floating IP host routes (admin)",
+    ),
+    Endpoint(
+        "topology",
+        "bgp_speaker",
+        "spec",
+        ByIdCommand,
+        bgp.BgpSpeakerSpec,
+        "the speaker's current BgpSpeakerSpec, peers' MD5 keys included: for the BGP daemon (admin)",
+    ),
+    *_crud(
+        "topology",
+        "bgp_peer",
+        create=bgp.BgpPeerCreate,
+        update=bgp.BgpPeerUpdate,
+        one=bgp.BgpPeerReply,
+        many=bgp.BgpPeerList,
     ),
 )
 

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from scopenet.health import HealthServer
-from scopenet.services.api import extensions, ipam, openapi, rbac, topology
+from scopenet.services.api import bgp, extensions, ipam, openapi, rbac, topology
 from scopenet.services.api.auth import Authenticator, load_tokens
 from scopenet.services.api.controller import Controller, json_response
 from scopenet.services.api.errors import error_middleware
@@ -39,6 +39,7 @@ def build_resources(gw: Gateway) -> list[Resource]:
     out = [*ipam.resources(gw), rbac.resource(gw)]
     if has_service("topology"):
         out += topology.resources(gw)
+        out += bgp.resources(gw)
     return out
 
 

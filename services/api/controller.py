@@ -91,6 +91,8 @@ class Controller:
             ]
         for name in self.r.actions:
             out.append(web.put(f"{item}/{name}", self._action(name)))
+        for name in self.r.read_actions:
+            out.append(web.get(f"{item}/{name}", self._read_action(name), allow_head=False))
         return out
 
     # ------------------------------------------------------------ body rules
@@ -246,6 +248,15 @@ class Controller:
             id_ = self._id(request)
             require_writer(ctx, name, self.r)
             status, out = await action(ctx, id_, body)
+            return json_response(out, status=status)
+
+        return handler
+
+    def _read_action(self, name: str) -> Any:
+        action = self.r.read_actions[name]
+
+        async def handler(request: web.Request) -> web.Response:
+            status, out = await action(ctx_of(request), self._id(request), None)
             return json_response(out, status=status)
 
         return handler

@@ -100,6 +100,12 @@ TOPOLOGY = (
     Extension(
         "default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."
     ),
+    Extension(
+        "bgp",
+        "Neutron BGP Dynamic Routing Extension",
+        "Discover and advertise routes for Neutron prefixes dynamically via BGP",
+    ),
+    Extension("bgp_4byte_asn", "4-byte ASN Support for BGP Dynamic Routing", "Support 4-byte ASN for BGP Speaker"),
 )
 
 

@@ -53,7 +53,7 @@ def _links(r: Resource) -> dict[str, Any]:
     """OpenAPI links from a created item to the operations on it (stateful testing follows them)."""
     param = {"id": f"$response.body#/{r.singular}/id"}
     ops = [f"show_{r.singular}", f"update_{r.singular}", f"delete_{r.singular}"]
-    ops += [f"{name}_{r.singular}" for name in r.actions]
+    ops += [f"{name}_{r.singular}" for name in (*r.actions, *r.read_actions)]
     return {op: {"operationId": op, "parameters": param} for op in ops}
 
 
@@ -142,6 +142,15 @@ def _paths(r: Resource) -> dict[str, Any]:
                 "tags": [tag],
                 "operationId": f"{name}_{r.singular}",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {"200": _json({}, name), **_ERRORS},
+            },
+        }
+    for name in r.read_actions:
+        paths[f"{item}/{name}"] = {
+            "parameters": [_ID],
+            "get": {
+                "tags": [tag],
+                "operationId": f"{name}_{r.singular}",
                 "responses": {"200": _json({}, name), **_ERRORS},
             },
         }

@@ -56,6 +56,8 @@ class Resource:
     writable: bool = True
     marker_must_exist: bool = True
     actions: dict[str, Action] = field(default_factory=dict)
+    read_actions: dict[str, Action] = field(default_factory=dict)
+    """Member actions on ``GET /<collection>/<id>/<action>`` (body ``None``; e.g. ``get_advertised_routes``)."""
     render: Callable[[View, str], View] | None = None
     """Wire shape of an internal view; the second argument is the verb (``show``/``list``/``create``/``update``)."""
     hidden: frozenset[str] = frozenset()

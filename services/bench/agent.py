@@ -1,11 +1,10 @@
 """``scopenet bench agent``: the L3 agent's RouterSpec → kernel latency, cold start and peak RSS.
 
-Everything runs in a private sandbox, never on the machine's own network: this process holds a
-``Namespaces(private=True)`` (a network *and* mount namespace with a tmpfs on /run/netns, and the
-host namespace ``host`` inside it), and the agent — the real ``scopenet service l3-agent`` process
-— is started through ``nsenter --mount=<that mount namespace>`` and told the host is ``host``, so
-every namespace, bridge and veth it makes is the sandbox's and disappears with it. Its own network
-namespace is the machine's only so that it reaches NATS on loopback; it changes nothing there.
+Everything runs in an ``AgentSandbox`` (``sandbox.py``), never on the machine's own network: a
+private network and mount namespace held by this process, with the agent's host namespace
+``host`` inside; the agent — the real ``scopenet service l3-agent`` process — runs entirely in it
+and reaches NATS through a relay on the sandbox's loopback (one extra local hop, included in the
+figures). Every namespace, bridge and veth it makes disappears with the sandbox.
 
 NATS is a throwaway nats-server in a temporary directory (the bench publishes RouterSpecs and must
 not do that on a live stack). The bench plays topology: it creates the RouterSpec stream and the
@@ -18,24 +17,21 @@ last change of the plan).
   before the agent starts; timed from the process start to the last router's ACTIVE report;
 - updates: one at a time, a random router gets a floating IP (or loses it): a new revision, a new
   nftables table and an address. Timed from the publish to the ACTIVE report of that revision;
-- peak RSS: the agent process's high-water mark (VmHWM) at the end.
+- peak RSS: the agent process's high-water mark (VmHWM) at the end;
+- teardown: every router's ``present=false``, until no router namespace is left.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import os
 import random
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -56,8 +52,8 @@ from scopenet.contracts.routerspec import (
 from scopenet.contracts.topology import RouterStatusAck
 from scopenet.datapath import names
 from scopenet.infra.embedded import nats_server
-from scopenet.netlink import Kernel, Namespaces
 from scopenet.services.bench.common import machine, peak_rss_mb
+from scopenet.services.bench.sandbox import AgentSandbox
 from scopenet.services.topology.agents import agents_bucket
 from scopenet.services.topology.app import routers_stream_config
 
@@ -157,35 +153,38 @@ class Topology:
         return future
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
 
-def _start_agent(mount_ns: str, nats_url: str, state: Path) -> subprocess.Popen[bytes]:
+def _start_agent(box: AgentSandbox, nats_url: str, state: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_")}
     env |= {
         "SCOPENET_NATS_URL": nats_url,
         "SCOPENET_STATE_DIR": str(state),
         "SCOPENET_AGENT_ID": AGENT,
-        "SCOPENET_AGENT_HOST_NETNS": HOST,
-        "SCOPENET_HEALTH_PORT": str(_free_port()),
+        "SCOPENET_AGENT_HOST_NETNS": box.host,
+        "SCOPENET_HEALTH_PORT": "9697",  # on the sandbox's own loopback
         "SCOPENET_LOG_LEVEL": "warning",
     }
-    nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
-    argv = [nsenter, f"--mount={mount_ns}", "--", sys.executable, "-m", "scopenet.services.cli", "service", "l3-agent"]
+    argv = [sys.executable, "-m", "scopenet.services.cli", "service", "l3-agent"]
     with open(state / "agent.log", "ab") as log:
-        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        return box.spawn(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
-async def _routers_in_kernel(ns: Namespaces) -> int:
-    return len(await ns.run(lambda: ns.names(names.NAMESPACE_PREFIX)))
+async def _stop(agent: subprocess.Popen[bytes]) -> None:
+    if agent.poll() is None:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(agent.wait, 15)  # the loop keeps relaying its last messages
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+
+
+async def _routers_in_kernel(box: AgentSandbox) -> int:
+    return len(await box.ns.run(lambda: box.ns.names(names.NAMESPACE_PREFIX)))
 
 
 async def run(*, routers: int, updates: int, seed: int = 5) -> dict[str, Any]:
@@ -193,60 +192,52 @@ async def run(*, routers: int, updates: int, seed: int = 5) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="scopenet-bench-agent-") as tmp, nats_server(Path(tmp) / "nats") as url:
         state = Path(tmp) / "agent"
         state.mkdir()
-        ns = Namespaces(private=True)
-        await ns.start()
-        kernel = Kernel(ns, host=HOST)  # creates the sandbox's host namespace before the agent starts
-        await kernel.start()
-        nc = await nats.connect(url)
-        topology = Topology()
-        agent: subprocess.Popen[bytes] | None = None
-        try:
-            js = nc.jetstream()
-            await js.add_stream(routers_stream_config())
-            await agents_bucket(js, 10.0)
-            await nc.subscribe(REPORT_SUBJECT, cb=topology.on_report)
-            specs = {i: router_spec(i) for i in range(routers)}
-            for spec in specs.values():
-                await _publish(js, spec)
+        async with AgentSandbox() as box:
+            inside = await box.expose(url)
+            nc = await nats.connect(url)
+            topology = Topology()
+            agent: subprocess.Popen[bytes] | None = None
+            try:
+                js = nc.jetstream()
+                await js.add_stream(routers_stream_config())
+                await agents_bucket(js, 10.0)
+                await nc.subscribe(REPORT_SUBJECT, cb=topology.on_report)
+                specs = {i: router_spec(i) for i in range(routers)}
+                for spec in specs.values():
+                    await _publish(js, spec)
 
-            tid = await ns.run(threading.get_native_id)
-            t0 = time.perf_counter()
-            agent = _start_agent(f"/proc/{os.getpid()}/task/{tid}/ns/mnt", url, state)
-            waits = [topology.applied(str(s.router_id), s.revision) for s in specs.values()]
-            done = await asyncio.wait_for(asyncio.gather(*waits), timeout=max(60.0, routers * 0.5))
-            cold = max(done) - t0
-            in_kernel = await _routers_in_kernel(ns)
+                t0 = time.perf_counter()
+                agent = _start_agent(box, inside, state)
+                waits = [topology.applied(str(s.router_id), s.revision) for s in specs.values()]
+                done = await asyncio.wait_for(asyncio.gather(*waits), timeout=max(60.0, routers * 0.5))
+                cold = max(done) - t0
+                in_kernel = await _routers_in_kernel(box)
 
-            latencies: list[float] = []
-            for _ in range(updates):
-                i = rng.randrange(routers)
-                old = specs[i]
-                spec = router_spec(i, revision=old.revision + 1, floating_ip=not old.floating_ips)
-                specs[i] = spec
-                waiter = topology.applied(str(spec.router_id), spec.revision)
-                sent = time.perf_counter()
-                await _publish(js, spec)
-                latencies.append(await asyncio.wait_for(waiter, timeout=10) - sent)
-            rss = peak_rss_mb(agent.pid)
+                latencies: list[float] = []
+                for _ in range(updates):
+                    i = rng.randrange(routers)
+                    old = specs[i]
+                    spec = router_spec(i, revision=old.revision + 1, floating_ip=not old.floating_ips)
+                    specs[i] = spec
+                    waiter = topology.applied(str(spec.router_id), spec.revision)
+                    sent = time.perf_counter()
+                    await _publish(js, spec)
+                    latencies.append(await asyncio.wait_for(waiter, timeout=10) - sent)
+                rss = peak_rss_mb(agent.pid)
 
-            t1 = time.perf_counter()
-            for spec in specs.values():
-                gone = spec.model_copy(update={"present": False, "revision": spec.revision + 1})
-                await _publish(js, gone)
-            while await _routers_in_kernel(ns):
-                await asyncio.sleep(0.05)
-            teardown = time.perf_counter() - t1
-        finally:
-            if agent is not None and agent.poll() is None:
-                agent.send_signal(signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    agent.wait(timeout=15)
-                if agent.poll() is None:
-                    agent.kill()
-                    agent.wait()
-            await nc.close()
-            await kernel.close()
-            await ns.close()
+                t1 = time.perf_counter()
+                for spec in specs.values():
+                    gone = spec.model_copy(update={"present": False, "revision": spec.revision + 1})
+                    await _publish(js, gone)
+                while left := await _routers_in_kernel(box):
+                    if time.perf_counter() - t1 > max(60.0, routers * 1.0):
+                        raise TimeoutError(f"{left} routers still in the kernel")
+                    await asyncio.sleep(0.05)
+                teardown = time.perf_counter() - t1
+            finally:
+                if agent is not None:
+                    await _stop(agent)
+                await nc.close()
     return {
         "machine": machine(),
         "routers": routers,

@@ -155,6 +155,7 @@ async def run(
     host_netns: str | None,
     datapath_problem: str | None,
     keep: bool,
+    routers: list[str],
 ) -> int:
     admin_token, _, project_token, _ = tokens
     await wait_until_serving(endpoint, admin_token)
@@ -163,6 +164,7 @@ async def run(
         admin, project = Neutron(session, endpoint, admin_token), Neutron(session, endpoint, project_token)
         await admin_part(admin, w, say)
         await project_part(project, w, say)
+        routers.append(w.router["id"])
         await external_host_port(admin, w)
         for name, net in list(w.networks.items()):  # their scopes are derived: read them again
             w.networks[name] = await admin.show("networks", "network", net["id"])

@@ -82,9 +82,10 @@ def _ep(tail: str) -> Endpoint:
 
 
 async def port_view(bus: BusClient, port_id: UUID | str) -> PortView:
-    port = (await bus.call(_ep("port.get"), ByIdCommand(context=ADMIN, id=port_id))).port  # type: ignore[arg-type]
+    port = (await bus.call(_ep("port.get"), ByIdCommand(context=ADMIN, id=port_id))).port
     network = (await bus.call(_ep("network.get"), ByIdCommand(context=ADMIN, id=port.network_id))).network
-    addresses, gateways = [], {}
+    addresses: list[str] = []
+    gateways: dict[int, str] = {}
     for fixed in port.fixed_ips:
         subnet = (await bus.call(_ep("subnet.get"), ByIdCommand(context=ADMIN, id=fixed.subnet_id))).subnet
         net = ipaddress.ip_network(subnet.cidr)

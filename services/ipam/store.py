@@ -216,6 +216,12 @@ async def subnets(conn: Conn, where: str, *args: Any, lock: bool = False) -> lis
     return list(await conn.fetch(sql + (" FOR UPDATE OF s" if lock else ""), *args))
 
 
+async def subnets_by_id(conn: Conn, where: str, *args: Any, limit: int | None) -> list[asyncpg.Record]:
+    """A page of subnets in id order (keyset pagination: ``where`` carries the marker)."""
+    sql = f"SELECT {_SUBNET_COLS} FROM subnets s WHERE {where} ORDER BY s.id LIMIT ${len(args) + 1}"
+    return list(await conn.fetch(sql, *args, limit))
+
+
 async def subnet(conn: Conn, id_: UUID, *, lock: bool = False) -> asyncpg.Record | None:
     rows = await subnets(conn, "s.id = $1", id_, lock=lock)
     return rows[0] if rows else None

@@ -9,6 +9,7 @@ final word on overlap.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Hashable
@@ -19,7 +20,7 @@ import asyncpg
 from netaddr import IPNetwork
 
 from scopenet.contracts import ipam as m
-from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand
+from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, PagedListCommand
 from scopenet.errors import BadRequest, Conflict, DomainError
 from scopenet.ipam import addresses as addr
 from scopenet.ipam import alloc
@@ -28,7 +29,7 @@ from scopenet.ipam.network_rules import NetSubnet, check_new_subnet
 from scopenet.services.ipam import store
 from scopenet.services.ipam.batching import Batcher, Item
 from scopenet.services.ipam.events import emit, emit_many
-from scopenet.services.ipam.listing import apply_filters
+from scopenet.services.ipam.listing import apply_filters, error_body, id_filter
 from scopenet.services.ipam.policy import not_found
 from scopenet.store.db import db_errors
 
@@ -65,7 +66,13 @@ async def lock_networks(conn: asyncpg.Connection, network_ids: set[uuid.UUID]) -
         "ORDER BY i",
         sorted(str(n) for n in network_ids),
     )
-    rows = await store.subnets(conn, "s.network_id = ANY($1::uuid[])", list(network_ids))
+    # Only what the network rules look at: a network's subnets are read once per batch touching it.
+    rows = await conn.fetch(
+        """SELECT s.id, s.network_id, s.cidr, s.subnetpool_id, p.address_scope_id
+           FROM subnets s LEFT JOIN subnetpools p ON p.id = s.subnetpool_id
+           WHERE s.network_id = ANY($1::uuid[]) ORDER BY s.created_at, s.id""",
+        list(network_ids),
+    )
     out: dict[uuid.UUID, list[NetSubnet]] = {n: [] for n in network_ids}
     for r in rows:
         out[r["network_id"]].append(
@@ -92,6 +99,18 @@ class Subnets:
             return await self._plain(plan)
         result: m.SubnetReply = await self._batcher.submit(plan.pool_id, plan)
         return result
+
+    async def allocate_many(self, cmd: m.SubnetAllocateMany) -> m.SubnetAllocateManyReply:
+        """Requests on one pool land in that pool's batch together (one lock, one commit)."""
+        outcomes = await asyncio.gather(*(self.allocate(r) for r in cmd.requests), return_exceptions=True)
+        return m.SubnetAllocateManyReply(
+            results=[
+                m.SubnetAllocateResult(subnet=o.subnet)
+                if isinstance(o, m.SubnetReply)
+                else m.SubnetAllocateResult(error=error_body(o))
+                for o in outcomes
+            ]
+        )
 
     def _replay(self, row: asyncpg.Record, cmd: m.SubnetAllocate) -> m.SubnetReply:
         """A retry of the same request gets the same allocation; another request is a conflict."""
@@ -337,10 +356,34 @@ class Subnets:
             raise not_found("subnet", cmd.id)
         return m.SubnetReply(subnet=store.subnet_view(row))
 
-    async def list_(self, cmd: ListCommand) -> m.SubnetList:
+    async def list_(self, cmd: PagedListCommand) -> m.SubnetList:
+        """Filters on ``id``, ``network_id``, ``subnetpool_id`` and ``project_id`` (one value or a list)
+        run in SQL; others on the rows read. With ``limit`` or ``marker`` the pages are in id order
+        (a page filtered on other fields may hold fewer than ``limit``: read until no marker)."""
+        filters = dict(cmd.filters)
+        bad = "id, network_id and subnetpool_id filters must be UUIDs"
+        ids, nets, pools = (id_filter(filters, k, bad) for k in ("id", "network_id", "subnetpool_id"))
+        for key in ("id", "network_id", "subnetpool_id"):
+            filters.pop(key, None)
+        project = filters.pop("project_id", None)
+        projects = [str(p) for p in (project if isinstance(project, list) else [project])] if project else None
+        try:
+            after = uuid.UUID(cmd.marker) if cmd.marker is not None else None
+        except ValueError:
+            raise BadRequest(f"Invalid marker {cmd.marker!r}", field="marker") from None
+        paged = cmd.limit is not None or after is not None
+        where = (
+            "($1::uuid[] IS NULL OR s.id = ANY($1::uuid[])) AND ($2::uuid[] IS NULL OR s.network_id = ANY($2::uuid[])) "
+            "AND ($3::uuid[] IS NULL OR s.subnetpool_id = ANY($3::uuid[])) "
+            "AND ($4::text[] IS NULL OR s.project_id = ANY($4::text[])) AND ($5::uuid IS NULL OR s.id > $5::uuid)"
+        )
         async with db_errors(), self.db.acquire() as conn:
-            rows = await store.subnets(conn, "TRUE")
-        return m.SubnetList(subnets=apply_filters([store.subnet_view(r) for r in rows], cmd.filters))
+            if paged:
+                rows = await store.subnets_by_id(conn, where, ids, nets, pools, projects, after, limit=cmd.limit)
+            else:
+                rows = await store.subnets(conn, where, ids, nets, pools, projects, after)
+        marker = str(rows[-1]["id"]) if cmd.limit is not None and len(rows) == cmd.limit else None
+        return m.SubnetList(subnets=apply_filters([store.subnet_view(r) for r in rows], filters), next_marker=marker)
 
     async def update(self, cmd: m.SubnetUpdate) -> m.SubnetReply:
         given = cmd.model_fields_set

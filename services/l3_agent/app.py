@@ -63,7 +63,10 @@ class Agent:
     health: HealthServer
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the first full pass is done: every router's current spec read and applied."""
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    """``status`` (reports), ``specs`` (consumer), ``heartbeat``: run as long as the agent; ``sync``: once."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Optional parts: ``bgp_speaker`` (a ``SpeakerHost``) when ``agent_bgp`` is on."""
 
 
 async def _connect(nats_url: str, agent_id: str) -> NATS:
@@ -79,20 +82,16 @@ async def _connect(nats_url: str, agent_id: str) -> NATS:
 
 
 @contextlib.asynccontextmanager
-async def l3_agent_service(
-    settings: Settings, *, database_url: str = "", nats_url: str, namespaces: Namespaces | None = None
-) -> AsyncIterator[Agent]:
-    """Run the agent until the block exits. ``namespaces``: an already started ``Namespaces`` to use
-    (e.g. a private sandbox); by default the agent starts its own on the machine's ``/run/netns``."""
+async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_url: str) -> AsyncIterator[Agent]:
+    """Run the agent until the block exits (the common service signature; no database is used)."""
     del database_url  # the agent keeps no state of its own
     backend = require_datapath()
     agent_id = settings.agent_id
     bound = _log.bind(agent_id=agent_id)
     async with contextlib.AsyncExitStack() as stack:
-        if namespaces is None:
-            namespaces = Namespaces()
-            await namespaces.start()
-            stack.push_async_callback(namespaces.close)
+        namespaces = Namespaces()  # the machine's /run/netns (a test or bench enters a private one first)
+        await namespaces.start()
+        stack.push_async_callback(namespaces.close)
         kernel = Kernel(namespaces, host=settings.agent_host_netns)
         await kernel.start()
         stack.push_async_callback(kernel.close)
@@ -123,24 +122,39 @@ async def l3_agent_service(
         await reconciler.start()
         stack.push_async_callback(reconciler.stop)
         stack.push_async_callback(_stop_reporter, reporter, agent)
-        agent.tasks.append(asyncio.create_task(reporter.run(), name="l3-agent-status"))
-        agent.tasks += [
-            asyncio.create_task(consumer.run(), name="l3-agent-specs"),
-            asyncio.create_task(heartbeat.run(), name="l3-agent-heartbeat"),
-            asyncio.create_task(_first_sync(agent), name="l3-agent-sync"),
-        ]
-        stack.push_async_callback(_cancel, agent.tasks[1:])
+        for name, work in (
+            ("status", reporter.run()),
+            ("specs", consumer.run()),
+            ("heartbeat", heartbeat.run()),
+            ("sync", _first_sync(agent)),
+        ):
+            agent.tasks[name] = asyncio.create_task(work, name=f"l3-agent-{name}")
+        stack.push_async_callback(_cancel, [t for n, t in agent.tasks.items() if n != "status"])
 
         async def nats_ok() -> bool:
             return bool(nc.is_connected)
 
         async def consumer_ok() -> bool:
-            return consumer.bound.is_set() and not any(t.done() for t in agent.tasks[:3])  # [3]: the sync
+            running = not any(agent.tasks[n].done() for n in ("status", "specs", "heartbeat"))
+            return consumer.bound.is_set() and running
 
         async def synced() -> bool:
             return agent.synced.is_set()
 
         health.checks.update({"nats": nats_ok, "spec_consumer": consumer_ok, "first_sync": synced})
+        if settings.agent_bgp:
+            from scopenet.services.bgp_speaker.speaker import speaker_host
+
+            speaker = await stack.enter_async_context(
+                speaker_host(
+                    js,
+                    workdir=settings.state_dir / "bgp-speaker" / agent_id,
+                    netns=settings.agent_host_netns,
+                    agent_id=agent_id,
+                )
+            )
+            agent.extra["bgp_speaker"] = speaker
+            health.checks["bgp_speaker"] = speaker.ready
         port = await health.start(settings.health_host, settings.health_port)
         stack.push_async_callback(health.stop)
         bound.info(
@@ -179,7 +193,7 @@ async def _first_sync(agent: Agent) -> None:
 async def _stop_reporter(reporter: StatusReporter, agent: Agent) -> None:
     """Give the last statuses a moment to reach topology, then stop sending."""
     await reporter.drained(1.0)
-    await _cancel(agent.tasks[:1])
+    await _cancel([agent.tasks["status"]])
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:

@@ -64,7 +64,7 @@ class StatusReporter:
             return
         self._pending[status.router_id] = RouterStatusReport(
             context=self.context,
-            router_id=status.router_id,  # type: ignore[arg-type]  # pydantic parses the UUID
+            router_id=status.router_id,
             agent_id=self.agent_id,
             revision=status.revision,
             status=status.status,

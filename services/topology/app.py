@@ -22,6 +22,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from scopenet.bus.client import BusClient
 from scopenet.bus.jetstream import DUPLICATE_WINDOW, ensure_stream, events_stream_config
 from scopenet.bus.micro import Route
+from scopenet.contracts import bgp as bgp_contracts
 from scopenet.contracts import routerspec as rs
 from scopenet.runtime import Running, connect_nats, running
 from scopenet.services.topology.consumers import EventConsumer, ensure_dlq
@@ -52,6 +53,19 @@ def routers_stream_config() -> StreamConfig:
     )
 
 
+def bgp_stream_config() -> StreamConfig:
+    """The desired state of every BGP speaker: the last BgpSpeakerSpec per speaker subject."""
+    return StreamConfig(
+        name=bgp_contracts.BGP_STREAM,
+        subjects=[bgp_contracts.BGP_SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_msgs_per_subject=1,
+        duplicate_window=DUPLICATE_WINDOW,
+    )
+
+
 @asynccontextmanager
 async def topology_service(
     settings: Settings, *, database_url: str, nats_url: str, topology: TopologySettings | None = None
@@ -61,7 +75,7 @@ async def topology_service(
     tasks: list[asyncio.Task[Any]] = []
     try:
         js = nc.jetstream()
-        for config in (events_stream_config(), routers_stream_config()):
+        for config in (events_stream_config(), routers_stream_config(), bgp_stream_config()):
             await ensure_stream(js, config)
         await ensure_dlq(js)
         holder: dict[str, Deps] = {}

@@ -11,7 +11,9 @@ from scopenet.contracts import routerspec as rs
 from scopenet.contracts.base import ByIdCommand
 from scopenet.contracts.subjects import TOPOLOGY_ENDPOINTS
 from scopenet.errors import NotAuthorized
+from scopenet.services.topology import bgpspec
 from scopenet.services.topology.agents import Agents
+from scopenet.services.topology.bgp import BgpPeers, BgpSpeakers
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.floatingips import FloatingIps
 from scopenet.services.topology.interfaces import Interfaces
@@ -46,6 +48,7 @@ class RouterSpecs:
 def build(db: asyncpg.Pool, ipam: IpamClient, settings: TopologySettings) -> Deps:
     deps = Deps(db=db, ipam=ipam, settings=settings)
     deps.specs = Specs()
+    deps.specs.hooks.append(bgpspec.republish_all)
     deps.ports = Ports(deps)
     deps.subnets = Subnets(deps)
     deps.extra["agents"] = Agents(deps)
@@ -64,6 +67,8 @@ def routes(deps: Deps) -> list[Route]:
         "rbac_policy": NetworkRbac(deps),
         "agent": deps.extra["agents"],
         "router_status": deps.extra["agents"],
+        "bgp_speaker": BgpSpeakers(deps),
+        "bgp_peer": BgpPeers(deps),
     }
     out = []
     for ep in TOPOLOGY_ENDPOINTS:

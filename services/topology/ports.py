@@ -1,4 +1,5 @@
-"""Port commands (SPEC §1.6, §2.J): fixed IPs from IPAM through the port saga (``portsaga``)."""
+"""Port commands (SPEC §1.6, §2.J): fixed IPs from IPAM through the port saga (``portsaga``; creates
+group-committed by ``portcreate``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
 from scopenet.services.topology.listing import apply_filters
 from scopenet.services.topology.policy import check_revision, not_found, owner_for_create, require_owner
+from scopenet.services.topology.portcreate import PortCreates
 from scopenet.store.db import db_errors
 
 _VISIBLE = """($2 OR p.project_id = $1 OR EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id
@@ -83,6 +85,7 @@ class Ports:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
         self.db = deps.db
+        self._creates = PortCreates(deps)
 
     async def get(self, cmd: ByIdCommand) -> t.PortReply:
         async with db_errors(), self.db.acquire() as conn:
@@ -101,63 +104,19 @@ class Ports:
     async def create(self, cmd: t.PortCreate) -> t.PortReply:
         body, ctx = cmd.port, cmd.context
         owner = owner_for_create(ctx, body.project_id, body.tenant_id)
-        mac = validate.mac(body.mac_address) if body.mac_address is not None else None
-        router_port = body.device_owner in t.ROUTER_DEVICE_OWNERS
-        async with db_errors(), self.db.acquire() as conn:
-            net = await store.network(conn, body.network_id, project=ctx.project_id, admin=ctx.is_admin)
-            if net is None:
-                raise not_found("network", body.network_id, field="network_id")
-            net_owner = ctx.is_admin or net["project_id"] == ctx.project_id
-            if not net_owner and not net["shared"]:
-                raise NotAuthorized("rule:create_port is disallowed by policy", field="network_id")
-            if not net_owner:
-                for attr, bad in (
-                    ("device_owner", body.device_owner.startswith("network:")),
-                    ("mac_address", mac is not None),
-                    ("fixed_ips", any(r.ip_address for r in body.fixed_ips or ())),
-                ):
-                    if bad:
-                        raise NotAuthorized(f"(rule:create_port:{attr}) is disallowed by policy", field=attr)
-            subnets = await store.network_subnets(conn, [body.network_id])
-            if body.fixed_ips is None:
-                plan = fixedips.default_plan(subnets, router_port=router_port)
-            else:
-                plan = await fixedips.requested_plan(
-                    conn, body.network_id, body.fixed_ips, subnets, mac=mac, router_port=router_port
-                )
         new = portsaga.NewPort(
             id=uuid.uuid4(),
             network_id=body.network_id,
             project_id=owner,
             name=body.name,
-            mac_address=mac,
+            mac_address=validate.mac(body.mac_address) if body.mac_address is not None else None,
             admin_state_up=body.admin_state_up,
             device_owner=body.device_owner,
             device_id=body.device_id,
             description=body.description,
             tags=tuple(body.tags),
         )
-        port = await self.create_port(ctx, new, plan, {s["id"]: s for s in subnets})
-        return t.PortReply(port=port)
-
-    async def create_port(
-        self, ctx: CallContext, new: portsaga.NewPort, plan: fixedips.Plan, subnets: dict[uuid.UUID, Any]
-    ) -> t.Port:
-        """The whole saga for a stand-alone port (routers and floating IPs run their own)."""
-        self.d.inflight.add(new.id)
-        try:
-            async with db_errors(), self.db.acquire() as conn:
-                mac = await portsaga.insert(conn, new)
-            try:
-                ips = await portsaga.allocate(self.d, ctx, new.id, plan.resolve(mac, subnets))
-                async with db_errors(), self.db.acquire() as conn:
-                    port = await portsaga.activate_standalone(conn, new, mac, ips)
-            except BaseException:
-                await portsaga.abandon(self.d, new.id)
-                raise
-        finally:
-            self.d.inflight.discard(new.id)
-        return port
+        return t.PortReply(port=await self._creates.create(ctx, body, new))
 
     # ------------------------------------------------------------ update
 
@@ -188,7 +147,7 @@ class Ports:
                     router_port=False,
                 )
                 wants = plan.resolve(str(row["mac_address"]), {s["id"]: s for s in subnets})
-        keep, add = _diff(current, wants) if "fixed_ips" in given else (list(current), [])
+        keep, add = diff_fixed_ips(current, wants) if "fixed_ips" in given else (list(current), [])
         got = await portsaga.allocate_more(self.d, ctx, cmd.id, add) if add else []
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
             row = await self._editable(conn, ctx, cmd.id, "update", lock=True)
@@ -281,7 +240,7 @@ class Ports:
             self.d.inflight.discard(port_id)
 
 
-def _diff(
+def diff_fixed_ips(
     current: list[asyncpg.Record], wants: list[portsaga.Want]
 ) -> tuple[list[asyncpg.Record], list[portsaga.Want]]:
     """Addresses to keep (asked again, or a subnet-only request where the port already has one)

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import asyncpg
 import structlog
-from netaddr import IPAddress
 
-from scopenet.bus.outbox import event_row
-from scopenet.contracts import topology as t
 from scopenet.contracts.base import CallContext
-from scopenet.contracts.subjects import event
 from scopenet.errors import Conflict, DomainError, TransientError
 from scopenet.services.topology import validate
 from scopenet.services.topology.context import Deps
@@ -92,70 +87,6 @@ async def insert(conn: asyncpg.Connection, port: NewPort) -> str:
                 field="mac_address",
             )
     raise TransientError("could not find a free MAC address")
-
-
-_ACTIVATE_WITH_EVENT = """
-WITH up AS (
-    UPDATE ports SET state = 'active', state_at = $2, created_at = $2, updated_at = $2
-    WHERE id = $1 AND state = 'allocating' RETURNING id
-), ips AS (
-    INSERT INTO port_ips (port_id, subnet_id, ip_address, ipam_held)
-    SELECT up.id, x.subnet_id, x.ip, x.held
-    FROM up, unnest($3::uuid[], $4::inet[], $5::bool[]) AS x(subnet_id, ip, held)
-), ev AS (
-    INSERT INTO outbox (event_id, subject, payload) SELECT $6, $7, $8::text::jsonb FROM up
-)
-SELECT count(*) FROM up"""
-
-
-async def activate_standalone(
-    conn: asyncpg.Connection, new: NewPort, mac: str, ips: list[tuple[uuid.UUID, str, bool]]
-) -> t.Port:
-    """``activate`` for a port nothing else hangs on, in one statement (row, addresses and event):
-    the port create's hot path. Its view is built here, so it needs no read back."""
-    now = datetime.now(UTC)
-    view = t.Port(
-        id=new.id,
-        name=new.name,
-        network_id=new.network_id,
-        project_id=new.project_id,
-        tenant_id=new.project_id,
-        mac_address=mac,
-        admin_state_up=new.admin_state_up,
-        status=new.status,
-        device_owner=new.device_owner,
-        device_id=new.device_id,
-        description=new.description,
-        tags=list(new.tags),
-        revision_number=0,
-        created_at=now,
-        updated_at=now,
-        fixed_ips=[t.FixedIp(subnet_id=s, ip_address=ip) for s, ip, _ in _ordered(ips)],
-    )
-    event_id, subject, payload = event_row(event("port", "created"), view)
-    try:
-        done = await conn.fetchval(
-            _ACTIVATE_WITH_EVENT,
-            new.id,
-            now,
-            [s for s, _, _ in ips],
-            [ip for _, ip, _ in ips],
-            [h for _, _, h in ips],
-            str(event_id),
-            subject,
-            payload,
-        )
-    except asyncpg.UniqueViolationError:
-        raise Conflict("IP address is already allocated", type="IpAddressAlreadyAllocated") from None
-    except asyncpg.ForeignKeyViolationError:
-        raise Conflict("A subnet of the port was deleted meanwhile", type="SubnetNotFound") from None
-    if not done:
-        raise TransientError("the port's creation was interrupted; try again")
-    return view
-
-
-def _ordered(ips: list[tuple[uuid.UUID, str, bool]]) -> list[tuple[uuid.UUID, str, bool]]:
-    return sorted(ips, key=lambda i: (IPAddress(i[1]).version, IPAddress(i[1])))
 
 
 async def _get(

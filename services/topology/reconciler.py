@@ -9,7 +9,9 @@ Every ``reconcile_interval`` seconds (one replica at a time, by advisory lock):
    outlives its subnets, and an allocation on a network topology never had is someone else's).
    IPAM is listed *before* topology (one snapshot): a row is always committed before its IPAM
    call, so an allocation whose owner is missing from the later topology read really has no owner
-   (its saga was rolled back, or it was deleted) and is released.
+   (its saga was rolled back, or it was deleted) and is released. IPAM's lists are read in pages
+   (``limit``/``marker``), so no reply outgrows the NATS max payload however many allocations there
+   are; every page is still read before the topology snapshot, which is all the argument needs.
    Differences on live ports (an address IPAM has and the port does not, or the reverse) can be a
    port update in flight, so they are acted on only when seen again on the next pass.
 3. Topology's copies of gateway and allocation pools are refreshed from IPAM (a crash between an

@@ -6,22 +6,29 @@ lists are read, then the consumers run, so nothing falls between the fill and th
 carry IPAM's revision and an older event never overwrites a newer state.
 
 A pool moving to another scope (``openstack subnet pool set --address-scope``) changes the scope of
-every network with a subnet from it: the routers with a port on such a network are republished in
-the same transaction that records the move (SPEC §5.5).
+every network with a subnet from it: in the same transaction that records the move, the routers
+with a port on such a network are republished (SPEC §5.5), and each network whose derived
+``ipv4_address_scope``/``ipv6_address_scope`` changed gets a new revision and a ``network.updated``
+event (its representation changed, even though nobody updated it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
+from uuid import UUID
 
+import asyncpg
 import structlog
 from prometheus_client import Histogram
 
 from scopenet.contracts import ipam as im
+from scopenet.contracts import topology as t
 from scopenet.services.topology import store
 from scopenet.services.topology.consumers import consumed
 from scopenet.services.topology.context import Deps
+from scopenet.services.topology.events import NOBODY, emit
 from scopenet.store.db import db_errors
 
 log = structlog.get_logger("topology.scopes")
@@ -59,6 +66,11 @@ class Mirror:
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
             if await consumed(conn, event.id):
                 return
+            mirrored = await conn.fetchval("SELECT address_scope_id FROM subnetpools WHERE id = $1 FOR UPDATE", pool.id)
+            may_move = mirrored != pool.address_scope_id or (
+                event.previous is not None and event.previous.address_scope_id != pool.address_scope_id
+            )
+            networks = await pool_networks(conn, [pool.id]) if may_move else {}
             before = await store.upsert_pool(conn, pool)
             was = before["address_scope_id"] if before is not None else None
             moved = (before is None or before["revision_number"] <= pool.revision_number) and (
@@ -66,6 +78,7 @@ class Mirror:
                 or (event.previous is not None and event.previous.address_scope_id != pool.address_scope_id)
             )
             if moved:
+                await announce_rescoped(conn, networks)
                 specs = await self.d.specs.publish_for_pools(conn, [pool.id])
                 SPEC_LAG.observe(max(0.0, time.time() - event.occurred_at.timestamp()))
                 log.info(
@@ -78,6 +91,7 @@ class Mirror:
                 return
             if event.type.endswith(".deleted"):
                 await conn.execute("DELETE FROM address_scopes WHERE id = $1", event.resource.id)
+                self.d.subnets.creates.forget_scope(event.resource.id)
             else:
                 await store.upsert_scope(conn, event.resource)
 
@@ -96,11 +110,49 @@ class Mirror:
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
             for s in scopes:
                 await store.upsert_scope(conn, s)
-            moved = []
+            mirrored = {r["id"]: r["address_scope_id"] for r in await conn.fetch("SELECT * FROM subnetpools")}
+            moved = [p.id for p in pools if p.id in mirrored and mirrored[p.id] != p.address_scope_id]
+            networks = await pool_networks(conn, moved)
             for p in pools:
-                before = await store.upsert_pool(conn, p)
-                if before is not None and before["address_scope_id"] != p.address_scope_id:
-                    moved.append(p.id)
+                await store.upsert_pool(conn, p)
             if moved:
+                await announce_rescoped(conn, networks)
                 await self.d.specs.publish_for_pools(conn, moved)
         log.info("mirror_filled", scopes=len(scopes), pools=len(pools), moved=len(moved))
+
+
+async def pool_networks(conn: asyncpg.Connection, pool_ids: Iterable[UUID]) -> dict[UUID, t.Network]:
+    """The views of every network holding a subnet of these pools (read before a pool moves)."""
+    ids = list(pool_ids)
+    if not ids:
+        return {}
+    rows = await store.networks(
+        conn,
+        project=NOBODY,
+        admin=True,
+        where="n.id IN (SELECT s.network_id FROM subnets s WHERE s.subnetpool_id = ANY($3::uuid[]))",
+        args=(ids,),
+    )
+    return {r["id"]: store.network_view(r) for r in rows}
+
+
+async def announce_rescoped(conn: asyncpg.Connection, before: dict[UUID, t.Network]) -> int:
+    """``network.updated`` (and a revision bump) for each network whose derived scope changed."""
+    if not before:
+        return 0
+    rows = await store.networks(conn, project=NOBODY, admin=True, where="n.id = ANY($3::uuid[])", args=(list(before),))
+    changed = [
+        r["id"]
+        for r in rows
+        if (r["ipv4_address_scope"], r["ipv6_address_scope"])
+        != (before[r["id"]].ipv4_address_scope, before[r["id"]].ipv6_address_scope)
+    ]
+    if not changed:
+        return 0
+    await conn.execute(
+        "UPDATE networks SET revision_number = revision_number + 1, updated_at = now() WHERE id = ANY($1::uuid[])",
+        changed,
+    )
+    for row in await store.networks(conn, project=NOBODY, admin=True, where="n.id = ANY($3::uuid[])", args=(changed,)):
+        await emit(conn, "network", "updated", store.network_view(row), before[row["id"]])
+    return len(changed)

@@ -9,7 +9,7 @@ published (an unscheduled one has no agent subject yet; scheduling publishes it)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from uuid import UUID
 
 import asyncpg
@@ -21,7 +21,8 @@ from scopenet.services.topology.events import emit_spec
 
 log = structlog.get_logger("topology.specs")
 
-_PORT_ROUTERS = """
+#: Routers with a port (interface, gateway, floating IP's fixed port) on the networks ``$1``.
+PORT_ROUTERS = _PORT_ROUTERS = """
     SELECT rp.router_id FROM router_ports rp JOIN ports p ON p.id = rp.port_id WHERE p.network_id = ANY($1::uuid[])
     UNION SELECT r.id FROM routers r JOIN ports p ON p.id = r.gw_port_id WHERE p.network_id = ANY($1::uuid[])
     UNION SELECT f.router_id FROM floatingips f JOIN ports p ON p.id = f.port_id
@@ -131,7 +132,14 @@ async def build_specs(conn: asyncpg.Connection, routers: list[asyncpg.Record]) -
     return out
 
 
+RoutersChanged = Callable[[asyncpg.Connection, list[UUID]], Awaitable[None]]
+
+
 class Specs:
+    def __init__(self) -> None:
+        self.hooks: list[RoutersChanged] = []
+        """Called with the routers whose specs changed, in the same transaction (BGP speakers)."""
+
     async def publish_for_routers(self, conn: asyncpg.Connection, router_ids: Iterable[UUID]) -> list[rs.RouterSpec]:
         ids = sorted(set(router_ids))
         if not ids:
@@ -145,6 +153,8 @@ class Specs:
         specs = await build_specs(conn, list(rows))
         for spec in specs:
             await emit_spec(conn, spec)
+        for hook in self.hooks:
+            await hook(conn, ids)
         return specs
 
     async def publish_for_networks(self, conn: asyncpg.Connection, network_ids: Iterable[UUID]) -> None:

@@ -6,6 +6,8 @@ rows of a saga in flight (``allocating``/``deleting``) are the saga's and the re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 from uuid import UUID
 
@@ -69,6 +71,38 @@ async def network(conn: Conn, id_: UUID, *, project: str, admin: bool, lock: boo
         await conn.execute("SELECT 1 FROM networks WHERE id = $1 FOR UPDATE", id_)
     rows = await networks(conn, project=project, admin=admin, where="n.id = $3", args=(id_,))
     return rows[0] if rows else None
+
+
+@dataclass(frozen=True)
+class NetAccess:
+    """What a create needs to know about a network for a caller: ownership, MTU and RBAC entries
+    (``_NET_VISIBLE`` / ``_NET_SHARED`` decided in Python, so one query serves a whole batch)."""
+
+    id: UUID
+    project_id: str
+    mtu: int
+    rbac: tuple[tuple[str, str], ...]
+    """(action, target project)"""
+
+    def visible(self, project: str, admin: bool) -> bool:
+        return admin or self.project_id == project or any(target in ("*", project) for _, target in self.rbac)
+
+    def shared(self, project: str) -> bool:
+        return any(a == "access_as_shared" and target in ("*", project) for a, target in self.rbac)
+
+
+async def networks_access(conn: Conn, ids: Iterable[UUID]) -> dict[UUID, NetAccess]:
+    rows = await conn.fetch(
+        """SELECT n.id, n.project_id, n.mtu,
+                  ARRAY(SELECT r.action FROM network_rbac r WHERE r.network_id = n.id ORDER BY r.id) AS actions,
+                  ARRAY(SELECT r.target_project FROM network_rbac r WHERE r.network_id = n.id ORDER BY r.id) AS targets
+           FROM networks n WHERE n.id = ANY($1::uuid[])""",
+        list(set(ids)),
+    )
+    return {
+        r["id"]: NetAccess(r["id"], r["project_id"], r["mtu"], tuple(zip(r["actions"], r["targets"], strict=True)))
+        for r in rows
+    }
 
 
 async def bump_network(conn: Conn, network_id: UUID) -> None:

@@ -1,11 +1,11 @@
 """Subnet commands (SPEC §1.4, §2.H-2.I): a saga across topology and IPAM.
 
-Create: insert the row ``allocating`` (commit) → IPAM ``subnet.allocate`` (idempotent on the subnet
-id; IPAM applies rules 39-49) → complete the row with what IPAM chose (commit, with the event and
-the RouterSpecs of routers on the network). Delete: mark ``deleting`` (commit) → release the
-auto-address/DHCP addresses and the prefix in IPAM → delete the row. A crash between steps leaves
-a row the reconciler finishes (``deleting``) or rolls back (``allocating``); an IPAM allocation
-without a row is released by its orphan sweep.
+Create (group-committed by ``subnetcreate``): insert the row ``allocating`` (commit) → IPAM
+``subnet.allocate`` (idempotent on the subnet id; IPAM applies rules 39-49) → complete the row with
+what IPAM chose (commit, with the event and the RouterSpecs of routers on the network).
+Delete: mark ``deleting`` (commit) → release the auto-address/DHCP addresses and the prefix in
+IPAM → delete the row. A crash between steps leaves a row the reconciler finishes (``deleting``)
+or rolls back (``allocating``); an IPAM allocation without a row is released by its orphan sweep.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from typing import Any
 
 import asyncpg
 import structlog
@@ -22,13 +21,13 @@ from netaddr import IPAddress
 from scopenet.contracts import ipam as im
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
-from scopenet.errors import Conflict, DomainError, NotAuthorized, TransientError
+from scopenet.errors import Conflict, DomainError
 from scopenet.services.topology import store, validate
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import NOBODY, emit
 from scopenet.services.topology.listing import apply_filters
-from scopenet.services.topology.networks import mtu_conflict
 from scopenet.services.topology.policy import check_revision, not_found, owner_for_create, require_owner
+from scopenet.services.topology.subnetcreate import NewSubnet, SubnetCreates
 from scopenet.store.db import db_errors
 
 log = structlog.get_logger("topology.subnets")
@@ -42,6 +41,7 @@ class Subnets:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
         self.db = deps.db
+        self.creates = SubnetCreates(deps)
 
     # ------------------------------------------------------------ reads
 
@@ -63,104 +63,34 @@ class Subnets:
         body, ctx = cmd.subnet, cmd.context
         owner = owner_for_create(ctx, body.project_id, body.tenant_id)
         validate.ipv6_modes(body.ip_version, body.ipv6_ra_mode, body.ipv6_address_mode)
-        dns = validate.dns_nameservers(body.dns_nameservers, body.ip_version)
-        routes = validate.host_routes(body.host_routes, body.ip_version)
-        async with db_errors(), self.db.acquire() as conn:
-            net = await store.network(conn, body.network_id, project=ctx.project_id, admin=ctx.is_admin)
-            if net is None:
-                raise not_found("network", body.network_id, field="network_id")
-            if not ctx.is_admin and net["project_id"] != ctx.project_id:
-                raise NotAuthorized("rule:create_subnet is disallowed by policy", field="network_id")
-            if (err := mtu_conflict(net["mtu"], {body.ip_version})) is not None:
-                raise err
-        subnet_id = uuid.uuid4()
-        self.d.inflight.add(subnet_id)
+        new = NewSubnet(
+            id=uuid.uuid4(),
+            ctx=ctx,
+            body=body,
+            owner=owner,
+            dns=validate.dns_nameservers(body.dns_nameservers, body.ip_version),
+            routes=validate.host_routes(body.host_routes, body.ip_version),
+        )
+        steps = self.creates
+        self.d.inflight.add(new.id)  # the reconciler leaves the row alone while its saga runs here
         try:
-            async with db_errors(), self.db.acquire() as conn:
-                await conn.execute(
-                    """INSERT INTO subnets (id, network_id, project_id, name, ip_version, enable_dhcp, ipv6_ra_mode,
-                           ipv6_address_mode, dns_nameservers, host_routes, service_types, description, tags, state)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::jsonb, $11, $12, $13, 'allocating')""",
-                    subnet_id,
-                    body.network_id,
-                    owner,
-                    body.name,
-                    body.ip_version,
-                    body.enable_dhcp,
-                    body.ipv6_ra_mode,
-                    body.ipv6_address_mode,
-                    dns,
-                    json.dumps(routes),
-                    list(body.service_types),
-                    body.description,
-                    list(body.tags),
-                )
-            request = self._allocate_request(cmd, subnet_id, owner)
+            await steps.insert.submit(new)
             try:
-                alloc = await self.d.ipam.allocate_subnet(request)
-            except DomainError:
-                await self.abandon(subnet_id, allocated=False)
+                alloc: im.Subnet = await steps.allocate.submit(new)
+            except DomainError:  # IPAM refused: nothing was allocated
+                await self.abandon(new.id, allocated=False)
                 raise
-            except TransientError:
-                await self.abandon(subnet_id, allocated=True)
+            except BaseException:  # no answer: an allocation may exist, release it (idempotent)
+                await self.abandon(new.id, allocated=True)
                 raise
-            await self._learn(alloc)
             try:
-                view = await self._complete(subnet_id, alloc)
+                view: t.Subnet = await steps.complete.submit((new, alloc))
             except BaseException:
-                await self.abandon(subnet_id, allocated=True)
+                await self.abandon(new.id, allocated=True)
                 raise
         finally:
-            self.d.inflight.discard(subnet_id)
+            self.d.inflight.discard(new.id)
         return t.SubnetReply(subnet=view)
-
-    @staticmethod
-    def _allocate_request(cmd: t.SubnetCreate, subnet_id: uuid.UUID, owner: str) -> im.SubnetAllocate:
-        body = cmd.subnet
-        fields: dict[str, Any] = {
-            "context": cmd.context,
-            "subnet_id": subnet_id,
-            "network_id": body.network_id,
-            "project_id": owner,
-            "ip_version": body.ip_version,
-            "enable_dhcp": body.enable_dhcp,
-        }
-        for key in ("subnetpool_id", "use_default_subnetpool", "cidr", "prefixlen", "gateway_ip", "allocation_pools"):
-            if key in body.model_fields_set:
-                fields[key] = getattr(body, key)
-        return im.SubnetAllocate(**fields)
-
-    async def _learn(self, alloc: im.Subnet) -> None:
-        """Mirror the pool and scope now if their events have not arrived yet (reads need them)."""
-        if alloc.subnetpool_id is None:
-            return
-        async with db_errors(), self.db.acquire() as conn:
-            await store.learn_pool(conn, alloc.subnetpool_id, alloc.ip_version, alloc.address_scope_id)
-            if alloc.address_scope_id is not None and not await store.known_scope(conn, alloc.address_scope_id):
-                scope = await self.d.ipam.scope(alloc.address_scope_id)
-                await store.upsert_scope(conn, scope)
-
-    async def _complete(self, subnet_id: uuid.UUID, alloc: im.Subnet) -> t.Subnet:
-        async with db_errors(), self.db.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """UPDATE subnets SET cidr = $2::cidr, subnetpool_id = $3, gateway_ip = $4::inet,
-                       allocation_pools = $5::text::jsonb, ip_version = $6, state = 'active', state_at = now(),
-                       created_at = now(), updated_at = now()
-                   WHERE id = $1 AND state = 'allocating' RETURNING *""",
-                subnet_id,
-                alloc.cidr,
-                alloc.subnetpool_id,
-                alloc.gateway_ip,
-                _pools_json(alloc.allocation_pools),
-                alloc.ip_version,
-            )
-            if row is None:  # the reconciler took it for dead and rolled it back
-                raise TransientError("the subnet's creation was interrupted; try again")
-            await store.bump_network(conn, row["network_id"])
-            view = store.subnet_view(row)
-            await emit(conn, "topology_subnet", "created", view)
-            await self.d.specs.publish_for_networks(conn, [row["network_id"]])
-        return view
 
     async def abandon(self, subnet_id: uuid.UUID, *, allocated: bool) -> None:
         """Compensate a failed create (or the reconciler's rollback of a dead one). The row is claimed

@@ -2,15 +2,14 @@
 
 Isolation. Each test module gets a stack of its own: a nats-server of its own (so no other
 module's fake agents heartbeat into its bucket, and no one else's RouterSpecs share its stream)
-and a database of its own on the session's Postgres. The kernel side lives in a private sandbox
-(``Namespaces(private=True)``: a network *and mount* namespace held by this process, a tmpfs on
-/run/netns, the host namespace ``host`` inside). The agent runs as ``scopenet service l3-agent``
-started through ``nsenter --mount=<the sandbox's mount namespace>``: it sees the sandbox's
-/run/netns, so every namespace it creates (routers) is the sandbox's, and it is told the host is
-the sandbox's ``host``; its own network namespace is the machine's only so that it reaches NATS
-on loopback — it never changes a thing there. A kill -9 of the agent leaves its kernel state in
-the sandbox (the test holds it), which is what a restart must adopt; the sandbox vanishes with
-the test module.
+and a database of its own on the session's Postgres. The kernel side is an ``AgentSandbox``
+(``scopenet.services.bench.sandbox``): a private network *and* mount namespace held by this
+process, a tmpfs on /run/netns, the agent's host namespace ``host`` inside. The agent —
+``scopenet service l3-agent``, a real process — and every ``scopenet`` command a test runs are
+started entirely inside it (``nsenter --net --mount``), so they cannot touch the machine's network;
+they reach NATS through a relay the sandbox opens on its own loopback. A kill -9 of the agent
+leaves its kernel state in the sandbox (this process holds it), which is what a restart must adopt;
+the sandbox vanishes with the test module.
 """
 
 from __future__ import annotations
@@ -18,12 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import nats
 import pytest
@@ -39,7 +34,7 @@ import pytest
 from scopenet.bus.client import BusClient
 from scopenet.infra.embedded import nats_server
 from scopenet.infra.select import Endpoints
-from scopenet.netlink import Kernel, Namespaces
+from scopenet.services.bench.sandbox import AgentSandbox
 from scopenet.services.ipam.app import ipam_service
 from scopenet.services.topology.app import topology_service
 from scopenet.services.topology.settings import TopologySettings
@@ -48,7 +43,8 @@ from tests.conftest import with_database
 from tests.integration.conftest import Ipam
 from tests.integration.topology.conftest import Build, Topo
 
-HOST = "host"
+HEALTH_PORT = 9697
+"""The agent's probe port, on the sandbox's own loopback (nothing else listens there)."""
 TOPOLOGY = TopologySettings(reconcile_interval=1.0, stale_after=3.0, agent_ttl=20.0)
 """agent_ttl well above an agent restart, so a restarted agent keeps its routers."""
 
@@ -63,13 +59,9 @@ class Stack:
     tmp: Path
 
 
-@dataclass
-class Box:
-    ns: Namespaces
-    kernel: Kernel
-    mount_ns: str
-    """``/proc/<pid>/task/<tid>/ns/mnt`` of the sandbox's thread: where the agent process enters."""
-    host: str = HOST
+class Box(AgentSandbox):
+    nats_url: str = ""
+    """NATS as seen from inside the sandbox (the relay to the module's nats-server)."""
 
 
 async def _database(admin_url: str) -> str:
@@ -114,23 +106,10 @@ async def stack(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> A
 
 
 @pytest.fixture(scope="module")
-async def box() -> AsyncIterator[Box]:
-    ns = Namespaces(private=True)
-    await ns.start()
-    kernel = Kernel(ns, host=HOST)
-    try:
-        await kernel.start()
-        tid = await ns.run(threading.get_native_id)
-        yield Box(ns, kernel, f"/proc/{os.getpid()}/task/{tid}/ns/mnt")
-    finally:
-        await kernel.close()
-        await ns.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+async def box(stack: Stack) -> AsyncIterator[Box]:
+    async with Box() as sandbox:
+        sandbox.nats_url = await sandbox.expose(stack.nats_url)
+        yield sandbox
 
 
 class AgentProcess:
@@ -141,7 +120,7 @@ class AgentProcess:
         self.stack = stack
         self.agent_id = agent_id
         self.env = env
-        self.port = _free_port()
+        self.port = HEALTH_PORT
         self.log = stack.tmp / f"{agent_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
@@ -150,7 +129,7 @@ class AgentProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {
             **os.environ,
-            "SCOPENET_NATS_URL": self.stack.nats_url,
+            "SCOPENET_NATS_URL": self.box.nats_url,
             "SCOPENET_STATE_DIR": str(self.stack.tmp / "agent-state"),
             "SCOPENET_AGENT_ID": self.agent_id,
             "SCOPENET_AGENT_HOST_NETNS": self.box.host,
@@ -161,20 +140,15 @@ class AgentProcess:
             **self.env,
         }
         env.pop("SCOPENET_DATABASE_URL", None)
-        nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
-        argv = [nsenter, f"--mount={self.box.mount_ns}", "--"]
-        argv += [sys.executable, "-m", "scopenet.services.cli", "service", "l3-agent"]
+        argv = [sys.executable, "-m", "scopenet.services.cli", "service", "l3-agent"]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = self.box.spawn(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
         return self
 
     async def readyz(self) -> tuple[int, dict[str, Any]]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{self.port}/readyz", timeout=aiohttp.ClientTimeout(total=3)) as r,
-        ):
-            return r.status, await r.json()
+        status, body = await self.box.http_get(self.port, "/readyz")
+        return status, body
 
     async def ready(self, timeout: float = 30) -> float:
         """Wait for /readyz 200 (first sync done); seconds since the process started."""
@@ -183,7 +157,7 @@ class AgentProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.tail()}")
-            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError):
                 if (await self.readyz())[0] == 200:
                     return time.monotonic() - self.started
             if time.monotonic() > deadline:
@@ -198,14 +172,14 @@ class AgentProcess:
     async def stop(self) -> int:
         """SIGTERM and wait; the exit code."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while self.proc.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            if self.proc.poll() is None:
-                self.proc.kill()
-        return self.proc.wait()
+        proc = self.proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(proc.wait, 15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return proc.wait()
 
     def tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
@@ -237,15 +211,12 @@ async def eventually(check: Any, *, timeout: float = 10, every: float = 0.02, wh
         await asyncio.sleep(every)
 
 
-
 async def cli(box: Box, state_dir: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """``scopenet <args>`` as a user in a second terminal would run it (inside the sandbox's mount
-    namespace, so it sees the sandbox's /run/netns), with ``SCOPENET_STATE_DIR`` the stack's. Async:
-    the services it talks to run on this test's event loop."""
-    nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
+    """``scopenet <args>`` as a user in a second terminal would run it (inside the sandbox), with
+    ``SCOPENET_STATE_DIR`` the stack's. Async: the services it talks to run on this test's loop."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_")}
     env |= {"SCOPENET_STATE_DIR": str(state_dir), "SCOPENET_LOG_LEVEL": "warning"}
-    argv = [nsenter, f"--mount={box.mount_ns}", "--", sys.executable, "-m", "scopenet.services.cli", *args]
+    argv = box.argv([sys.executable, "-m", "scopenet.services.cli", *args])
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )

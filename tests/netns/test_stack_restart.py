@@ -8,6 +8,9 @@ namespace exists, and the host namespace holds exactly the bridges and veth ends
 need (nothing left over from a killed apply).
 """
 
+# The module-scoped fixtures `box` and `stack` are imported, then requested by name:
+# ruff: noqa: F401, F811
+
 from __future__ import annotations
 
 import asyncio
@@ -22,11 +25,11 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from scopenet.contracts.routerspec import router_subject
-from scopenet.datapath import desired_state, plan
+from scopenet.datapath import desired_state, nft, plan
 from scopenet.netlink import libnft
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import project
-from tests.netns.stack import AgentProcess, Box, Stack, box, eventually, stack  # noqa: F401  (fixtures)
+from tests.netns.stack import AgentProcess, Box, Stack, box, eventually, stack
 
 pytestmark = pytest.mark.netns
 
@@ -72,10 +75,9 @@ async def reference_fingerprint(box: Box, text: str) -> str:
 
         return libnft.session(run)
 
-    from scopenet.datapath import nft
-
     listing = await box.ns.run(lambda: box.ns.create(name, write))
     await box.ns.run(lambda: box.ns.delete(name))
+    assert listing is not None
     parsed = nft.parse_listing(listing)
     assert parsed is not None
     return parsed.fingerprint
@@ -122,9 +124,7 @@ async def all_active(stack: Stack, routers: list[str]) -> bool:
     return True
 
 
-async def test_restart_with_changed_specs_converges(
-    stack: Stack, box: Box, agent: AgentProcess, external: str
-) -> None:
+async def test_restart_with_changed_specs_converges(stack: Stack, box: Box, agent: AgentProcess, external: str) -> None:
     r1, r2 = await make_router(stack, external), await make_router(stack, external)
     await eventually(lambda: converged(stack, box, [r1["id"], r2["id"]]), timeout=15, what="r1, r2 applied")
     await assert_exactly(stack, box, [r1["id"], r2["id"]])
@@ -145,7 +145,9 @@ async def test_restart_with_changed_specs_converges(
     ready = await agent.ready()
     await assert_exactly(stack, box, [r1["id"], r3["id"]])
     took = await eventually(lambda: all_active(stack, [r1["id"], r3["id"]]), timeout=10, what="r1, r3 ACTIVE")
-    print(f"\nrestart with changed specs: ready (converged) {ready:.2f} s after the process started, ACTIVE +{took:.2f} s")
+    print(
+        f"\nrestart with changed specs: ready (converged) {ready:.2f} s after the process started, ACTIVE +{took:.2f} s"
+    )
 
 
 async def test_kill9_mid_apply_then_restart_leaves_no_leftovers_nor_duplicates(
@@ -156,9 +158,7 @@ async def test_kill9_mid_apply_then_restart_leaves_no_leftovers_nor_duplicates(
     new = [(await make_router(stack, external))["id"] for _ in range(6)]
     agent.start()
     t0 = time.monotonic()
-    await eventually(
-        lambda: _more(box, before), timeout=30, every=0.002, what="the first new router namespace"
-    )
+    await eventually(lambda: _more(box, before), timeout=30, every=0.002, what="the first new router namespace")
     agent.kill9()
     killed_after = time.monotonic() - t0
     pending = [r for r in new if await drift(stack, box, r)]
@@ -195,7 +195,7 @@ async def test_malformed_spec_is_dead_lettered_and_the_agent_carries_on(
         router_subject(AGENT, other),
         json.dumps({"router_id": str(other), "revision": 1, "agent_id": "someone-else"}).encode(),
     )
-    letters = []
+    letters: list[dict[str, Any]] = []
     async with asyncio.timeout(10):
         while len(letters) < 2:
             for msg in await dlq.fetch(2, timeout=5):

@@ -15,6 +15,9 @@ Reachable rows assert a real ping and the source address the receiver saw; block
 reply *and* the router's drop counter of the egress interface rising by the packets sent.
 """
 
+# The module-scoped fixtures `box` and `stack` are imported, then requested by name:
+# ruff: noqa: F401, F811
+
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +37,7 @@ from scopenet.services.instance import plug
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import project
 from tests.netns.probes import BLOCKED_WAIT, echo_servers, ping, udp_seen
-from tests.netns.stack import Box, Stack, box, cli, eventually, running_agent, stack  # noqa: F401  (fixtures)
+from tests.netns.stack import Box, Stack, box, cli, eventually, running_agent, stack
 
 pytestmark = pytest.mark.netns
 
@@ -95,7 +98,7 @@ async def _seed_topology(stack: Stack) -> dict[str, Any]:
     inst2 = await mk.port(demo, net2, name="instance2", device_owner="compute:nova")
     ext = await mk.port(ADMIN, public, name="ext-host")
     ports = (await topo("port.list", ADMIN, filters={"device_id": str(router.id)})).ports
-    ifname = {}
+    ifname: dict[str, str] = {}
     for p in ports:
         make = names.gateway_ifname if p.device_owner == "network:router_gateway" else names.internal_ifname
         ifname |= {f.ip_address: make(p.id) for f in p.fixed_ips}
@@ -140,7 +143,7 @@ async def world(stack: Stack, box: Box, agent: Any) -> AsyncIterator[World]:
     ]
     # The external host the way the seed makes it: `scopenet instance create` beside a running stack,
     # then its routes to the project networks via the router's gateway by hand.
-    record_stack(stack.tmp, database_url="", nats_url=stack.nats_url, host_netns=box.host)
+    record_stack(stack.tmp, database_url="", nats_url=box.nats_url, host_netns=box.host)
     made = await cli(box, stack.tmp, "instance", "create", "--port", str(ext_port.id), "--name", "ext")
     assert made.returncode == 0, made.stderr
     assert "instance ext: namespace qinst-ext" in made.stdout and ext_port.mac_address in made.stdout

@@ -3,7 +3,9 @@ and the derived address scopes (SPEC §4.1), including a pool changing scope at 
 
 from __future__ import annotations
 
-from tests.integration.conftest import ADMIN, fails
+from typing import Any
+
+from tests.integration.conftest import ADMIN, EventTap, fails
 from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project
 
@@ -118,7 +120,11 @@ async def test_subnet_create_rules(topo: Topo, mk: Build) -> None:
     assert len((await topo("subnet.list", alice, filters={"network_id": str(net.id)})).subnets) == 1
 
 
-async def test_pool_affinity_and_derived_scopes(topo: Topo, mk: Build) -> None:
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_pool_affinity_and_derived_scopes(topo: Topo, mk: Build, events: EventTap) -> None:
     alice = project()
     s4, s6 = await mk.scope(4), await mk.scope(6)
     p4 = await mk.pool(["203.0.112.0/22"], scope=s4, default_prefixlen=26)
@@ -143,6 +149,7 @@ async def test_pool_affinity_and_derived_scopes(topo: Topo, mk: Build) -> None:
     await mk.subnet(alice, net2, pool=unscoped)
     assert (await topo("network.get", alice, id=str(net2.id))).network.ipv4_address_scope is None
     s4b = await mk.scope(4)
+    revisions = {n.id: (await topo("network.get", alice, id=str(n.id))).network.revision_number for n in (net2, plain)}
     await mk.ipam("subnetpool.update", ADMIN, id=str(unscoped.id), subnetpool={"address_scope_id": str(s4b.id)})
 
     async def rescoped() -> bool:
@@ -151,6 +158,19 @@ async def test_pool_affinity_and_derived_scopes(topo: Topo, mk: Build) -> None:
     await eventually(rescoped, timeout=5, every=0.02)
     listed = (await topo("network.list", alice, filters={"id": str(net2.id)})).networks
     assert listed[0].ipv4_address_scope == s4b.id and listed[0].ipv6_address_scope is None
+    # the network's representation changed: a new revision, and a network.updated event that says so
+    assert listed[0].revision_number == revisions[net2.id] + 1
+
+    def updates(net: Any) -> list[dict[str, Any]]:
+        return [e for t, e in events.about(net.id) if t == "scopenet.v1.network.updated"]
+
+    await eventually(lambda: _true(bool(updates(net2))), timeout=5, every=0.02)
+    (ev,) = updates(net2)
+    assert (ev["previous"]["ipv4_address_scope"], ev["resource"]["ipv4_address_scope"]) == (None, str(s4b.id))
+    assert ev["resource"]["revision_number"] == revisions[net2.id] + 1
+    # a network without a subnet of the pool is not touched
+    assert (await topo("network.get", alice, id=str(plain.id))).network.revision_number == revisions[plain.id]
+    assert updates(plain) == []
 
 
 async def test_default_pool_and_specific_cidr(topo: Topo, mk: Build) -> None:

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import ADMIN, fails
+from typing import Any
+
+from tests.integration.conftest import ADMIN, EventTap, fails
+from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project
 
 
-async def test_gateway_rules(topo: Topo, mk: Build) -> None:
+async def held_on(topo: Topo, mk: Build, network: Any) -> set[str]:
+    """Addresses IPAM holds on the subnets of one network (other tests allocate elsewhere)."""
+    subnets = (await topo("network.get", ADMIN, id=str(network.id))).network.subnets
+    listed = await mk.ipam("ip.list", ADMIN, filters={"subnet_id": [str(s) for s in subnets]})
+    return {a.ip_address for a in listed.allocations}
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def gateway_port(topo: Topo, router: Any) -> Any:
+    ports = (await topo("port.list", ADMIN, filters={"device_id": str(router.id)})).ports
+    return next(p.id for p in ports if p.device_owner == "network:router_gateway")
+
+
+async def set_gateway(topo: Topo, router: Any, ext: Any, addresses: list[str], **extra: Any) -> Any:
+    gw = {"network_id": str(ext.id), "external_fixed_ips": [{"ip_address": a} for a in addresses], **extra}
+    return (await topo("router.update", ADMIN, id=str(router.id), router={"external_gateway_info": gw})).router
+
+
+async def test_gateway_rules(topo: Topo, mk: Build, events: EventTap) -> None:
     alice = project()
     ext = await mk.external(v4="192.0.2.0/24", v6="2001:db8:e::/64")
     internal = await mk.network(alice)
@@ -35,29 +59,41 @@ async def test_gateway_rules(topo: Topo, mk: Build) -> None:
     r = await mk.router(alice, external_gateway_info={"network_id": str(ext.id)})
     gw = r.external_gateway_info
     assert gw.network_id == ext.id and gw.enable_snat is True and r.status == "PENDING"
-    assert [f.ip_address for f in gw.external_fixed_ips] == ["192.0.2.2", "2001:db8:e::1"]
-    # admin picks addresses and turns SNAT off; the old gateway port's addresses go back to IPAM
-    r2 = (
-        await topo(
-            "router.update",
-            ADMIN,
-            id=str(r.id),
-            router={
-                "external_gateway_info": {
-                    "network_id": str(ext.id),
-                    "enable_snat": False,
-                    "external_fixed_ips": [{"ip_address": "192.0.2.77"}],
-                }
-            },
-        )
-    ).router
+    assert [f.ip_address for f in gw.external_fixed_ips] == ["192.0.2.2", "2001:db8:e::2"]  # ::1: gateway (§9.12)
+    gw_port = await gateway_port(topo, r)
+    # admin picks addresses and turns SNAT off: one change (one revision, one event); the gateway port
+    # is re-addressed in place and the addresses it no longer has go back to IPAM
+    r2 = await set_gateway(topo, r, ext, ["192.0.2.77"], enable_snat=False)
     assert r2.external_gateway_info.enable_snat is False
     assert [f.ip_address for f in r2.external_gateway_info.external_fixed_ips] == ["192.0.2.77"]
-    held = {a.ip_address for a in (await mk.ipam("ip.list", ADMIN, filters={})).allocations}
-    assert "192.0.2.77" in held and "192.0.2.2" not in held
+    assert r2.revision_number == r.revision_number + 1
+    assert await held_on(topo, mk, ext) == {"192.0.2.77"}
+    assert await gateway_port(topo, r) == gw_port
+    # asking again for the address the gateway already holds is no conflict with itself
+    r2b = await set_gateway(topo, r, ext, ["192.0.2.78", "192.0.2.77"])
+    assert [f.ip_address for f in r2b.external_gateway_info.external_fixed_ips] == ["192.0.2.77", "192.0.2.78"]
+    assert r2b.external_gateway_info.enable_snat is False and r2b.revision_number == r2.revision_number + 1
+    r2c = await set_gateway(topo, r, ext, ["192.0.2.78"])
+    assert [f.ip_address for f in r2c.external_gateway_info.external_fixed_ips] == ["192.0.2.78"]
+    assert await held_on(topo, mk, ext) == {"192.0.2.78"}
+    # another project's address is still refused, and the gateway keeps what it had
+    other = await mk.port(ADMIN, ext, fixed_ips=[{"ip_address": "192.0.2.90"}])
+    await fails(set_gateway(topo, r, ext, ["192.0.2.90"]), 409, "IpAddressAlreadyAllocated")
+    assert await held_on(topo, mk, ext) == {"192.0.2.78", "192.0.2.90"}
+    r2d = (await topo("router.get", ADMIN, id=str(r.id))).router
+    assert r2d.revision_number == r2c.revision_number and await gateway_port(topo, r) == gw_port
+    await topo("port.delete", ADMIN, id=str(other.id))
+    # one router.updated event per change, each with its own revision (a marker update ends the list)
+    marker = (await topo("router.update", ADMIN, id=str(r.id), router={"name": "marker"})).router.revision_number
+
+    def revisions() -> list[int]:
+        return [e["resource"]["revision_number"] for t, e in events.about(r.id) if t.endswith("router.updated")]
+
+    await eventually(lambda: _true(marker in revisions()), timeout=5, every=0.02)
+    assert revisions() == list(range(r.revision_number + 1, marker + 1)) == [marker - 3, marker - 2, marker - 1, marker]
     r3 = (await topo("router.update", alice, id=str(r.id), router={"external_gateway_info": None})).router
     assert r3.external_gateway_info is None
-    assert "192.0.2.77" not in {a.ip_address for a in (await mk.ipam("ip.list", ADMIN, filters={})).allocations}
+    assert await held_on(topo, mk, ext) == set()
     await topo("router.delete", alice, id=str(r.id))
     await fails(topo("router.get", alice, id=str(r.id)), 404, "RouterNotFound")
 
@@ -185,8 +221,7 @@ async def test_floating_ips(topo: Topo, mk: Build) -> None:
         "PolicyNotAuthorized",
     )
     # nothing half-written by the failures: no floating port holds an external address
-    held = (await mk.ipam("ip.list", ADMIN, filters={})).allocations
-    assert not [a for a in held if a.ip_address.startswith("192.0.4.")]
+    assert await held_on(topo, mk, ext) == set()
     r = await mk.router(alice, external_gateway_info={"network_id": str(ext.id)})
     await mk.attach(alice, r, sub)
     fip = (await topo("floatingip.create", alice, floatingip=fip_create)).floatingip
@@ -238,4 +273,4 @@ async def test_floating_ips(topo: Topo, mk: Build) -> None:
     assert (free.port_id, free.fixed_ip_address, free.router_id, free.status) == (None, None, None, "DOWN")
     await topo("floatingip.delete", alice, id=str(fip.id))
     await fails(topo("floatingip.get", alice, id=str(fip.id)), 404, "FloatingIPNotFound")
-    assert "192.0.4.3" not in {a.ip_address for a in (await mk.ipam("ip.list", ADMIN, filters={})).allocations}
+    assert await held_on(topo, mk, ext) == {"192.0.4.2"}  # the router's gateway port keeps its address

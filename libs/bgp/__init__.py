@@ -1,0 +1,1 @@
+"""BGP dynamic routing: what a speaker announces (pure; the daemon lives in services)."""
