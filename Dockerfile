@@ -1,7 +1,7 @@
 # One image for every scopenet service: `scopenet service <name>` picks which one runs.
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 nftables libnftables1 iputils-ping \
+ && apt-get install -y --no-install-recommends iproute2 nftables libnftables1 iputils-ping bird2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./

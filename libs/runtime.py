@@ -62,7 +62,7 @@ async def connect_nats(url: str, *, name: str) -> NATS:
         url,
         name=f"scopenet-{name}",
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py sleeps this long; a float works
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         error_cb=error,

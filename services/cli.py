@@ -205,6 +205,7 @@ def demo(state_dir: Path | None, keep: bool) -> None:
     import tempfile
 
     from scopenet.services.api.bootstrap import prepare
+    from scopenet.services.demo.bgp import available as bgp_available
     from scopenet.services.demo.main import describe_keep, run
     from scopenet.services.stack import remove_datapath, run_stack, tokens
 
@@ -220,9 +221,10 @@ def demo(state_dir: Path | None, keep: bool) -> None:
     try:
         with _infrastructure(settings) as ep:
             click.echo(f"scopenet demo: Postgres and NATS ({ep.source}), state in {scratch}")
-            with run_stack(
-                settings, ep, services=list(SERVICES), extra_env={**api.env, "SCOPENET_LOG_LEVEL": "warning"}
-            ) as stack:
+            # With BIRD 2 installed the external host learns its routes over BGP (the agent runs the speaker).
+            use_bgp = bgp_available()
+            extra_env = {**api.env, "SCOPENET_LOG_LEVEL": "warning"} | ({"SCOPENET_AGENT_BGP": "1"} if use_bgp else {})
+            with run_stack(settings, ep, services=list(SERVICES), extra_env=extra_env) as stack:
                 code = asyncio.run(
                     run(
                         endpoint=f"http://127.0.0.1:{port}",
@@ -232,6 +234,7 @@ def demo(state_dir: Path | None, keep: bool) -> None:
                         datapath_problem=stack.datapath_problem,
                         keep=keep,
                         routers=routers,
+                        bgp_workdir=scratch if use_bgp and stack.host_netns else None,
                     )
                 )
                 if keep:

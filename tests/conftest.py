@@ -7,7 +7,10 @@ sees another run's rows, whichever Postgres it lands on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -41,14 +44,21 @@ def drop_database(ep: Endpoints, name: str, admin: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
-    state = Path(tmp_path_factory.mktemp("scopenet-state"))
-    with endpoints(
-        database_url=os.environ.get("SCOPENET_DATABASE_URL"),
-        nats_url=os.environ.get("SCOPENET_NATS_URL"),
-        state_dir=state,
-        allow_docker=True,
-    ) as ep:
+def infra() -> Iterator[Endpoints]:
+    # Not under pytest's temp root: another pytest run on the machine resets that to mode 0700,
+    # and the embedded Postgres (which runs as its own user, never as root) would lose its files.
+    state = Path(tempfile.mkdtemp(prefix="scopenet-test-"))
+    os.chmod(state, 0o755)
+    with (
+        contextlib.ExitStack() as cleanup,
+        endpoints(
+            database_url=os.environ.get("SCOPENET_DATABASE_URL"),
+            nats_url=os.environ.get("SCOPENET_NATS_URL"),
+            state_dir=state,
+            allow_docker=True,
+        ) as ep,
+    ):
+        cleanup.callback(shutil.rmtree, state, ignore_errors=True)
         name = f"scopenet_test_{uuid.uuid4().hex[:12]}"
 
         async def admin(sql: str) -> None:

@@ -4,16 +4,23 @@ latency from a pool changing scope in IPAM to the updated RouterSpec on the rout
 IPAM and topology run as their own processes (as in production); the clients share one NATS
 connection in this process. Ports are all created on one network with one /16 (the contended case:
 every address comes from one subnet); subnets come from one pool, spread over 64 networks.
+
+The machine is shared, so besides rates and latencies the report carries what does not depend on
+the neighbours: the CPU time the IPAM and topology processes spent per creation, and the load
+average around the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
+import psutil
 
 from scopenet.bus.client import BusClient
 from scopenet.contracts import ipam as m
@@ -56,7 +63,30 @@ async def _subnet(bus: BusClient, network: t.Network, **body: Any) -> t.Subnet:
     return (await bus.call(_ep("topology", "subnet.create"), cmd)).subnet  # type: ignore[no-any-return]
 
 
-async def _level(bus: BusClient, clients: int, per_level: int, index: int) -> dict[str, Any]:
+Services = dict[str, psutil.Process]
+
+
+def _cpu(services: Services) -> dict[str, float]:
+    out = {}
+    for name, proc in services.items():
+        times = proc.cpu_times()
+        out[name] = times.user + times.system
+    return out
+
+
+async def _measured(
+    services: Services, clients: int, total: int, op: Callable[[int], Awaitable[None]]
+) -> dict[str, Any]:
+    """``drive`` plus the CPU milliseconds each service process spent per operation."""
+    before = _cpu(services)
+    result = await drive(clients, total, op)
+    after = _cpu(services)
+    done = max(1, result["operations"])
+    result["service_cpu_ms_per_op"] = {n: round((after[n] - before[n]) * 1000 / done, 3) for n in services}
+    return result
+
+
+async def _level(bus: BusClient, clients: int, per_level: int, index: int, services: Services) -> dict[str, Any]:
     net = await _network(bus)
     await _subnet(bus, net, ip_version=4, cidr=f"172.{16 + index}.0.0/16")
     port_ep = _ep("topology", "port.create")
@@ -64,7 +94,7 @@ async def _level(bus: BusClient, clients: int, per_level: int, index: int) -> di
     async def port(_: int) -> None:
         await bus.call(port_ep, t.PortCreate(context=ADMIN, port=t.PortCreateBody(network_id=net.id)))
 
-    ports = await drive(clients, per_level, port)
+    ports = await _measured(services, clients, per_level, port)
     pool = (
         await bus.call(
             _ep("ipam", "subnetpool.create"),
@@ -81,7 +111,7 @@ async def _level(bus: BusClient, clients: int, per_level: int, index: int) -> di
     async def subnet(i: int) -> None:
         await _subnet(bus, nets[i % len(nets)], ip_version=4, subnetpool_id=pool.id)
 
-    subnets = await drive(clients, per_level, subnet)
+    subnets = await _measured(services, clients, per_level, subnet)
     return {"clients": clients, "port_creations": ports, "subnet_creations": subnets}
 
 
@@ -159,12 +189,15 @@ async def run(ep: Endpoints, *, levels: list[int], per_level: int, rescopes: int
         ipam = start_service("ipam", database_url=db_url, nats_url=ep.nats_url)
         topo = start_service("topology", database_url=db_url, nats_url=ep.nats_url)
         nc = await nats.connect(ep.nats_url)
+        load_before = os.getloadavg()
         try:
             bus = BusClient(nc, timeout=30)
             await _wait_ready(bus)
-            results = [await _level(bus, c, per_level, i) for i, c in enumerate(levels)]
+            services = {"ipam": psutil.Process(ipam.pid), "topology": psutil.Process(topo.pid)}
+            results = [await _level(bus, c, per_level, i, services) for i, c in enumerate(levels)]
             rescope = await _rescope_latency(bus, nc, rescopes)
             rss = {"ipam": peak_rss_mb(ipam.pid), "topology": peak_rss_mb(topo.pid)}
+            load_after = os.getloadavg()
         finally:
             await nc.drain()
             stop(topo)
@@ -173,6 +206,7 @@ async def run(ep: Endpoints, *, levels: list[int], per_level: int, rescopes: int
         "benchmark": "topology",
         "machine": machine(),
         "infrastructure": ep.source,
+        "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "per_level": per_level,
         "levels": results,
         "pool_rescope_to_router_spec": rescope,

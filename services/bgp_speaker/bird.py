@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from scopenet import log
@@ -26,6 +28,16 @@ _CONFIGURED = ("Reconfigured", "Reconfiguration in progress", "Nothing to do")
 
 class BirdError(RuntimeError):
     pass
+
+
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: nothing to load in a forked child
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when this process dies, even by kill -9 (Linux
+    ``PR_SET_PDEATHSIG``; kept across the ``exec`` of nsenter and of bird), so no BIRD outlives it."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def bird_binaries() -> tuple[str, str] | None:
@@ -83,6 +95,7 @@ class Bird:
                 stdout=out,
                 stderr=out,
                 stdin=asyncio.subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
         finally:
             os.close(out)

@@ -87,7 +87,8 @@ class SpeakerHost:
                     cb=self._on,
                 )
             except Exception as exc:  # no stream yet (topology creates it), NATS restarting
-                _log.warning("bgp_stream_unavailable", error=str(exc) or type(exc).__name__)
+                # Info, not warning: at a stack's start the agent usually comes up before topology.
+                _log.info("bgp_stream_waiting", error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue

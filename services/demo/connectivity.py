@@ -2,13 +2,17 @@
 address each receiver saw, and "blocked" proven by the router's drop counters, not by silence.
 
 The external host stands for the seed's "external network router": a namespace on the external
-network with the routes the seed types by hand (``ip route add 203.0.113.0/26 via …``).
+network that learns its routes over BGP from scopenet's speaker when BIRD 2 is installed (then an
+unscoped address is blocked before the router: the host has no route to it, shown by ``ip route
+get``), else with the routes the seed types by hand (``ip route add 203.0.113.0/26 via …``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,16 +35,29 @@ class Check:
     source: str | None = None
     dropped: int = 0
     note: str = ""
+    proof: str = "drops"
+    """How "blocked" is proven: ``drops`` (the router's drop counters rose) or ``no-route`` (with
+    BGP the external host never learnt a route to the address: the router never sees the packet)."""
+    route: str = ""
+    """``no-route``: the source's ``ip route get`` of the address."""
+    gateways: tuple[str, ...] = ()
+    """``no-route``: router1's gateway addresses, which the route must not go through."""
 
     @property
     def ok(self) -> bool:
+        if self.expect == "blocked" and self.proof == "no-route":
+            return (
+                self.seen == "blocked"
+                and bool(self.route)
+                and not any(f"via {g} " in self.route for g in self.gateways)
+            )
         if self.expect == "blocked":
             return self.seen == "blocked" and self.dropped > 0
         return self.seen == "reply" and (self.want_source is None or self.source == self.want_source)
 
 
 def _v(port: dict[str, Any], version: int) -> str:
-    return next(ip["ip_address"] for ip in port["fixed_ips"] if (":" in ip["ip_address"]) == (version == 6))
+    return str(next(ip["ip_address"] for ip in port["fixed_ips"] if (":" in ip["ip_address"]) == (version == 6)))
 
 
 async def _udp(src: TestInstance, dst: TestInstance, address: str, timeout: float) -> str | None:
@@ -75,6 +92,8 @@ class Lab:
         self.router_id = router_id
         self.kernel = Kernel(namespaces, host=host)
         self.instances: dict[str, TestInstance] = {}
+        self.cleanups: list[Callable[[], Awaitable[None]]] = []
+        """Run by ``remove`` first (the external host's BIRD)."""
 
     async def plug(self, name: str, port_id: str, routes: list[tuple[str, str]] | None = None) -> TestInstance:
         with_suffix = f"demo-{name}"
@@ -98,15 +117,29 @@ class Lab:
         check.seen = "reply" if done.returncode == 0 and source is not None else "blocked"
         check.source = source
         check.dropped = await self.drops() - before
+        if check.proof == "no-route":
+            check.route = (await src.exec("ip", "route", "get", check.address, timeout=10)).stdout.strip() + " "
         return check
 
     async def remove(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            await cleanup()
+        self.cleanups.clear()
         for inst in self.instances.values():
             await inst.delete()
         self.instances.clear()
 
 
-def checks_without_fips(w: World) -> list[Check]:
+def _unannounced(w: World, check: Check, bgp: bool) -> Check:
+    """With BGP the external host has no route to an unscoped address: blocked before the router."""
+    if not bgp:
+        return check
+    gws = tuple(ip["ip_address"] for ip in w.router["external_gateway_info"]["external_fixed_ips"])
+    note = f"{check.note.split(':')[0]}: not announced by BGP, no route"
+    return dataclasses.replace(check, proof="no-route", gateways=gws, note=note)
+
+
+def checks_without_fips(w: World, *, bgp: bool = False) -> list[Check]:
     ext, i1, i2 = w.ports["external-host"], w.ports["instance1"], w.ports["instance2"]
     gw4 = next(
         ip["ip_address"]
@@ -115,20 +148,24 @@ def checks_without_fips(w: World) -> list[Check]:
     )
     return [
         Check("external-host", "instance2", _v(i2, 4), "reply", _v(ext, 4), note="same scope: routed, no NAT"),
-        Check("external-host", "instance1", _v(i1, 4), "blocked", note="unscoped: scope filter drops"),
+        _unannounced(
+            w, Check("external-host", "instance1", _v(i1, 4), "blocked", note="unscoped: scope filter drops"), bgp
+        ),
         Check("instance1", "external-host", _v(ext, 4), "reply", gw4, note="unscoped → external: SNAT"),
         Check("instance2", "external-host", _v(ext, 4), "reply", _v(i2, 4), note="same scope: no NAT"),
         Check("instance1", "instance2", _v(i2, 4), "blocked", note="across scopes"),
         Check("instance2", "instance1", _v(i1, 4), "blocked", note="across scopes"),
         Check("external-host", "instance2", _v(i2, 6), "reply", _v(ext, 6), note="IPv6 same scope"),
         Check("instance2", "external-host", _v(ext, 6), "reply", _v(i2, 6), note="IPv6 same scope"),
-        Check("external-host", "instance1", _v(i1, 6), "blocked", note="IPv6 unscoped: never NATed"),
+        _unannounced(
+            w, Check("external-host", "instance1", _v(i1, 6), "blocked", note="IPv6 unscoped: never NATed"), bgp
+        ),
         Check("instance1", "external-host", _v(ext, 6), "blocked", note="IPv6 unscoped: never NATed"),
         Check("instance1", "instance2", _v(i2, 6), "blocked", note="IPv6 across scopes"),
     ]
 
 
-def checks_with_fips(w: World) -> list[Check]:
+def checks_with_fips(w: World, *, bgp: bool = False) -> list[Check]:
     ext, i1 = w.ports["external-host"], w.ports["instance1"]
     f1 = w.floating_ips["instance1"]["floating_ip_address"]
     f2 = w.floating_ips["instance2"]["floating_ip_address"]
@@ -136,7 +173,9 @@ def checks_with_fips(w: World) -> list[Check]:
         Check("external-host", "instance1", f1, "reply", _v(ext, 4), note="floating IP of an unscoped instance"),
         Check("external-host", "instance2", f2, "reply", _v(ext, 4), note="floating IP"),
         Check("instance1", "external-host", _v(ext, 4), "reply", f1, note="leaves as its floating IP"),
-        Check("external-host", "instance1", _v(i1, 4), "blocked", note="fixed IP still unreachable"),
+        _unannounced(
+            w, Check("external-host", "instance1", _v(i1, 4), "blocked", note="fixed IP still unreachable"), bgp
+        ),
     ]
 
 

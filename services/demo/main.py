@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ import nats
 
 from scopenet.bus.client import BusClient
 from scopenet.netlink import Namespaces
+from scopenet.services.demo import bgp
 from scopenet.services.demo import connectivity as conn
 from scopenet.services.demo.neutron import Neutron, wait_until_serving
 from scopenet.services.demo.tables import grid
@@ -112,7 +114,7 @@ def connectivity_table(checks: list[conn.Check]) -> str:
                 c.expect,
                 c.seen,
                 c.source or "-",
-                c.dropped if c.expect == "blocked" else "",
+                ("no route" if c.proof == "no-route" else c.dropped) if c.expect == "blocked" else "",
                 "ok" if c.ok else "MISMATCH",
                 c.note,
             )
@@ -130,15 +132,43 @@ async def _router_active(project: Neutron, w: World, timeout: float = 60) -> Non
     w.problems.append(f"router1 is {w.router['status']} after {timeout:.0f}s, not ACTIVE")
 
 
-async def _datapath(lab: conn.Lab, project: Neutron, w: World) -> list[conn.Check]:
-    say("instances: external-host (routes as the seed types them), instance1 on network1, instance2 on network2")
-    await lab.plug("external-host", w.ports["external-host"]["id"], conn.external_routes(w))
+async def _announce(lab: conn.Lab, admin: Neutron, w: World, workdir: Path) -> bgp.ExternalRouter:
+    """BGP instead of typed routes: speakers, peers, the speaker's uplink, BIRD on the external host."""
+    say("admin: openstack bgp speaker create --local-as 64512 --ip-version 4|6 bgp-speaker-ip4|ip6")
+    say("admin: openstack bgp peer create --peer-ip <external-host> --remote-as 64513 external-host-ip4|ip6")
+    say("admin: openstack bgp speaker add peer / add network public (the speaker: BIRD 2 beside the L3 agent)")
+    leg = await admin.create("ports", "port", name="bgp-speaker-uplink", network_id=w.networks["public"]["id"])
+    speaker_ips = await bgp.uplink(lab.ns, lab.bus, lab.host, leg["id"])
+    ext = lab.instances["external-host"]
+    sp = await bgp.speakers(admin, w.networks["public"]["id"], {4: ext.ip(4), 6: ext.ip(6)})
+    router = bgp.ExternalRouter(lab.ns, ext, workdir / "external-host-bird")
+    await router.start(speaker_ips)
+    lab.cleanups.append(router.stop)
+    wanted = await bgp.advertised(admin, [s["id"] for s in sp.values()])
+    learned = await bgp.converge(router, wanted)
+    say("external-host: BIRD 2 learnt over BGP (no route typed by hand):")
+    click.echo(grid(["prefix", "next hop"], sorted(learned)))
+    w.expect("routes the external host learnt over BGP", learned, wanted)
+    scoped = {w.subnets[n]["cidr"] for n in ("subnet-ip4-2", "subnet-ip6-2")}
+    w.expect("prefixes announced (network2's, in the external network's scopes)", {d for d, _ in wanted}, scoped)
+    return router
+
+
+async def _datapath(
+    lab: conn.Lab, project: Neutron, admin: Neutron, w: World, workdir: Path | None
+) -> list[conn.Check]:
+    use_bgp = workdir is not None
+    routes = "learnt over BGP" if use_bgp else "as the seed types them"
+    say(f"instances: external-host (routes {routes}), instance1 on network1, instance2 on network2")
+    await lab.plug("external-host", w.ports["external-host"]["id"], None if use_bgp else conn.external_routes(w))
     await lab.plug("instance1", w.ports["instance1"]["id"])
     await lab.plug("instance2", w.ports["instance2"]["id"])
+    if workdir is not None:
+        await _announce(lab, admin, w, workdir)
     say("checking connectivity (ping, plus a UDP probe that reports the source address the receiver saw)")
-    checks = [await lab.run(c) for c in conn.checks_without_fips(w)]
+    checks = [await lab.run(c) for c in conn.checks_without_fips(w, bgp=use_bgp)]
     await floating_ips(project, w, say)
-    first = conn.checks_with_fips(w)
+    first = conn.checks_with_fips(w, bgp=use_bgp)
     for _ in range(40):  # the agent applies the new spec within milliseconds; allow for a busy machine
         if (await lab.run(dataclasses.replace(first[1]))).seen == "reply":
             break
@@ -156,7 +186,10 @@ async def run(
     datapath_problem: str | None,
     keep: bool,
     routers: list[str],
+    bgp_workdir: Path | None = None,
 ) -> int:
+    """``bgp_workdir``: the L3 agent runs the BGP speaker; the external host learns its routes over
+    BGP (BIRD 2, its files here) instead of having them typed."""
     admin_token, _, project_token, _ = tokens
     await wait_until_serving(endpoint, admin_token)
     w = World()
@@ -182,7 +215,7 @@ async def run(
             await ns.start()
             lab = conn.Lab(ns, BusClient(nc, timeout=10), host_netns, w.router["id"])
             try:
-                checks = await _datapath(lab, project, w)
+                checks = await _datapath(lab, project, admin, w, bgp_workdir)
             finally:
                 if not keep:
                     await lab.remove()
@@ -205,7 +238,8 @@ async def run(
             fg="yellow",
         )
         return EXIT_NO_DATAPATH
-    click.secho(f"demo: all {len(checks)} connectivity checks and every allocation matched the seed", fg="green")
+    how = "; the external host learnt its routes over BGP" if bgp_workdir is not None else ""
+    click.secho(f"demo: all {len(checks)} connectivity checks and every allocation matched the seed{how}", fg="green")
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ final word on overlap.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import Hashable
@@ -58,6 +59,12 @@ def _pools_arg(cmd: m.SubnetAllocate) -> list[dict[str, str]] | None:
     return [p.model_dump() for p in cmd.allocation_pools] if cmd.allocation_pools is not None else None
 
 
+@functools.lru_cache(maxsize=65536)
+def _network(cidr: str) -> IPNetwork:
+    """A stored prefix, parsed (shared: the network rules only read it)."""
+    return IPNetwork(cidr)
+
+
 async def lock_networks(conn: asyncpg.Connection, network_ids: set[uuid.UUID]) -> dict[uuid.UUID, list[NetSubnet]]:
     """Serialise subnet creation per network (Neutron's network lock row) and load its subnets."""
     # One round trip for all of a batch's networks, taken in a fixed order so batches never deadlock.
@@ -66,18 +73,17 @@ async def lock_networks(conn: asyncpg.Connection, network_ids: set[uuid.UUID]) -
         "ORDER BY i",
         sorted(str(n) for n in network_ids),
     )
-    # Only what the network rules look at: a network's subnets are read once per batch touching it.
+    # Only what the network rules look at: a network's subnets are read once per batch touching it,
+    # so their prefixes come as text and are parsed once per process (``_network``).
     rows = await conn.fetch(
-        """SELECT s.id, s.network_id, s.cidr, s.subnetpool_id, p.address_scope_id
+        """SELECT s.id, s.network_id, s.cidr::text AS cidr, s.subnetpool_id, p.address_scope_id
            FROM subnets s LEFT JOIN subnetpools p ON p.id = s.subnetpool_id
            WHERE s.network_id = ANY($1::uuid[]) ORDER BY s.created_at, s.id""",
         list(network_ids),
     )
     out: dict[uuid.UUID, list[NetSubnet]] = {n: [] for n in network_ids}
     for r in rows:
-        out[r["network_id"]].append(
-            NetSubnet(r["id"], IPNetwork(str(r["cidr"])), r["subnetpool_id"], r["address_scope_id"])
-        )
+        out[r["network_id"]].append(NetSubnet(r["id"], _network(r["cidr"]), r["subnetpool_id"], r["address_scope_id"]))
     return out
 
 

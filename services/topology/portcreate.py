@@ -82,27 +82,32 @@ class PortCreates:
 
     async def _insert(self, items: list[Item[_Create]]) -> None:
         outcome: dict[int, Any] = {}
-        async with db_errors(), self.d.db.acquire() as conn, conn.transaction():
-            nets = await store.networks_access(conn, (it.request.body.network_id for it in items))
-            subnets: dict[uuid.UUID, list[asyncpg.Record]] = {n: [] for n in nets}
-            for s in await store.network_subnets(conn, list(nets)):
-                subnets[s["network_id"]].append(s)
-            planned: list[tuple[int, _Create, fixedips.Plan]] = []
-            for i, it in enumerate(items):
-                try:
-                    planned.append((i, it.request, await self._plan(conn, it.request, nets, subnets)))
-                except DomainError as exc:
-                    outcome[i] = exc
-            macs = await insert_rows(conn, [req.new for _, req, _ in planned])
+        try:
+            async with db_errors(), self.d.db.acquire() as conn, conn.transaction():
+                nets = await store.networks_access(conn, (it.request.body.network_id for it in items))
+                subnets: dict[uuid.UUID, list[asyncpg.Record]] = {n: [] for n in nets}
+                for s in await store.network_subnets(conn, list(nets)):
+                    subnets[s["network_id"]].append(s)
+                planned: list[tuple[int, _Create, fixedips.Plan]] = []
+                for i, it in enumerate(items):
+                    try:
+                        planned.append((i, it.request, await self._plan(conn, it.request, nets, subnets)))
+                    except DomainError as exc:
+                        outcome[i] = exc
+                macs = await insert_rows(conn, [req.new for _, req, _ in planned])
+        except asyncpg.ForeignKeyViolationError:  # a network deleted since it was read
+            if len(items) > 1:
+                raise  # the step runs each request alone: only the culprit gets this
+            raise not_found("network", items[0].request.body.network_id, field="network_id") from None
         for i, req, plan in planned:
             mac = macs[req.new.id]
-            if isinstance(mac, DomainError):
+            if isinstance(mac, Exception):
                 outcome[i] = mac
             else:
                 by_id = {s["id"]: s for s in subnets[req.body.network_id]}
                 outcome[i] = _Inserted(mac, plan.resolve(mac, by_id))
         for i, it in enumerate(items):
-            it.fail(outcome[i]) if isinstance(outcome[i], DomainError) else it.resolve(outcome[i])
+            it.fail(outcome[i]) if isinstance(outcome[i], Exception) else it.resolve(outcome[i])
 
     @staticmethod
     async def _plan(
@@ -227,11 +232,13 @@ FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::macaddr[], $6::b
 ON CONFLICT (mac_address) DO NOTHING RETURNING id"""
 
 
-async def insert_rows(conn: asyncpg.Connection, ports: list[portsaga.NewPort]) -> dict[uuid.UUID, str | DomainError]:
+async def insert_rows(
+    conn: asyncpg.Connection, ports: list[portsaga.NewPort]
+) -> dict[uuid.UUID, str | DomainError | TransientError]:
     """``portsaga.insert`` for many ports in one statement per round: a port whose MAC is taken (by
     another port, or by one of the batch) gets a fresh random MAC next round, or a 409 when the
     caller chose it."""
-    out: dict[uuid.UUID, str | DomainError] = {}
+    out: dict[uuid.UUID, str | DomainError | TransientError] = {}
     todo = list(ports)
     for _ in range(8):
         if not todo:
@@ -269,7 +276,7 @@ async def insert_rows(conn: asyncpg.Connection, ports: list[portsaga.NewPort]) -
                 left.append(p)
         todo = left
     for p in todo:
-        out[p.id] = TransientError("could not find a free MAC address")  # type: ignore[assignment]
+        out[p.id] = TransientError("could not find a free MAC address")
     return out
 
 

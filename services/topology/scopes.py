@@ -141,18 +141,21 @@ async def announce_rescoped(conn: asyncpg.Connection, before: dict[UUID, t.Netwo
     if not before:
         return 0
     rows = await store.networks(conn, project=NOBODY, admin=True, where="n.id = ANY($3::uuid[])", args=(list(before),))
+    after = {r["id"]: store.network_view(r) for r in rows}
     changed = [
-        r["id"]
-        for r in rows
-        if (r["ipv4_address_scope"], r["ipv6_address_scope"])
-        != (before[r["id"]].ipv4_address_scope, before[r["id"]].ipv6_address_scope)
+        i
+        for i, view in after.items()
+        if (view.ipv4_address_scope, view.ipv6_address_scope)
+        != (before[i].ipv4_address_scope, before[i].ipv6_address_scope)
     ]
     if not changed:
         return 0
-    await conn.execute(
-        "UPDATE networks SET revision_number = revision_number + 1, updated_at = now() WHERE id = ANY($1::uuid[])",
+    bumped = await conn.fetch(
+        "UPDATE networks SET revision_number = revision_number + 1, updated_at = now() WHERE id = ANY($1::uuid[]) "
+        "RETURNING id, revision_number, updated_at",
         changed,
     )
-    for row in await store.networks(conn, project=NOBODY, admin=True, where="n.id = ANY($3::uuid[])", args=(changed,)):
-        await emit(conn, "network", "updated", store.network_view(row), before[row["id"]])
-    return len(changed)
+    for b in bumped:
+        fresh = {"revision_number": b["revision_number"], "updated_at": b["updated_at"]}
+        await emit(conn, "network", "updated", after[b["id"]].model_copy(update=fresh), before[b["id"]])
+    return len(bumped)

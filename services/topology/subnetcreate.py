@@ -124,7 +124,7 @@ class SubnetCreates:
                     await conn.execute(_INSERT, *_columns(rows))
         except asyncpg.ForeignKeyViolationError:  # a network deleted since it was read
             if len(items) > 1:
-                raise
+                raise  # the step runs each request alone: only the culprit gets this
             raise not_found("network", items[0].request.body.network_id, field="network_id") from None
         for it, err in zip(items, outcome, strict=True):
             it.fail(err) if err is not None else it.resolve(None)
@@ -143,7 +143,10 @@ class SubnetCreates:
 
     async def _allocate(self, items: list[Item[NewSubnet]]) -> None:
         results = await self.d.ipam.allocate_subnets([it.request.allocate_request() for it in items])
-        await self._learn_scopes([r for r in results if isinstance(r, im.Subnet)])
+        try:
+            await self._learn_scopes([r for r in results if isinstance(r, im.Subnet)])
+        except DomainError as exc:  # the prefixes are allocated: fail as "may exist", so they are released
+            raise TransientError(f"address scope could not be mirrored: {exc.message}") from exc
         for it, res in zip(items, results, strict=True):
             it.resolve(res) if isinstance(res, im.Subnet) else it.fail(res)
 

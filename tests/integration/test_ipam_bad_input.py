@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-
 import json
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from scopenet.bus.client import decode_error
@@ -192,8 +191,9 @@ async def test_values_the_database_cannot_hold(ipam: Ipam, mk: IpamFixtures) -> 
     alice = project()
 
     def raw_pool(**body: object) -> Awaitable[object]:
-        return ipam.unchecked("subnetpool.create", alice, subnetpool={"name": uniq("p"), "prefixes": ["10.0.0.0/8"],
-                                                                      **body})
+        return ipam.unchecked(
+            "subnetpool.create", alice, subnetpool={"name": uniq("p"), "prefixes": ["10.0.0.0/8"], **body}
+        )
 
     await fails(raw_pool(default_quota=2**31), 400, "HTTPBadRequest", "subnetpool.default_quota")
     await fails(raw_pool(default_quota=10**30), 400, "HTTPBadRequest", "subnetpool.default_quota")
@@ -203,7 +203,11 @@ async def test_values_the_database_cannot_hold(ipam: Ipam, mk: IpamFixtures) -> 
     pool = await mk.pool(alice, ["10.0.0.0/8"], default_quota=2**31 - 1)
     assert pool.default_quota == 2**31 - 1
     for body, field in (({"default_quota": 2**31}, "default_quota"), ({"description": "\x00"}, "description")):
-        await fails(ipam.unchecked("subnetpool.update", alice, id=str(pool.id), subnetpool=body), 400,
-                    "HTTPBadRequest", f"subnetpool.{field}")
+        await fails(
+            ipam.unchecked("subnetpool.update", alice, id=str(pool.id), subnetpool=body),
+            400,
+            "HTTPBadRequest",
+            f"subnetpool.{field}",
+        )
     assert (await ipam("subnetpool.get", alice, id=str(pool.id))).subnetpool == pool
     await fails(mk.subnet(alice, pool, prefixlen=2**70), 400, "AddrFormatError")

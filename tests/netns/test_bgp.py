@@ -14,22 +14,18 @@ uplink, as a neutron-dynamic-routing agent host has). Convergence is timed from 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import json
-import os
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scopenet.datapath import names, nft
-from scopenet.netlink import Namespaces, TestInstance
+from scopenet.datapath import nft
+from scopenet.netlink import TestInstance
+from scopenet.services.demo import bgp
 from scopenet.services.instance import plug
 from tests.integration.conftest import ADMIN
 from tests.netns.probes import ping
@@ -39,75 +35,8 @@ from tests.netns.test_stack_seed import _seed_topology
 pytestmark = pytest.mark.netns
 
 AGENT = f"bgp-{uuid.uuid4().hex[:6]}"
-LOCAL_AS, PEER_AS = 64512, 64513
-Route = tuple[str, str]
-
-
-async def ns_exec(ns: Namespaces, netns: str, *argv: str, timeout: float = 10) -> str:
-    """Run a command in one of the sandbox's namespaces; its stdout (fails the test on an error)."""
-    fd = await ns.run(lambda: ns.open_fd(netns))
-    nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            nsenter, f"--net=/proc/self/fd/{fd}", "--", *argv, pass_fds=(fd,),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-    finally:
-        os.close(fd)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode == 0, f"{' '.join(argv)}: {err.decode()}"
-    return out.decode()
-
-
-class PeerRouter:
-    """BIRD 2 on the external host: peers with the speaker, installs what it learns in the kernel."""
-
-    def __init__(self, box: Box, ext: TestInstance, workdir: Path) -> None:
-        self.box, self.ext, self.dir = box, ext, workdir
-        self.proc: asyncio.subprocess.Process | None = None
-
-    def config(self, speaker4: str, speaker6: str) -> str:
-        common = "connect retry time 1; connect delay time 1; error wait time 1, 4; hold time 9; keepalive time 3;"
-        return f"""router id {self.ext.ip(4)};
-log "{self.dir}/bird.log" all;
-protocol device {{ scan time 10; }}
-protocol kernel {{ ipv4 {{ import none; export all; }}; }}
-protocol kernel {{ ipv6 {{ import none; export all; }}; }}
-protocol bgp scopenet4 {{ local as {PEER_AS}; neighbor {speaker4} as {LOCAL_AS}; {common}
-  ipv4 {{ import all; export none; }}; }}
-protocol bgp scopenet6 {{ local as {PEER_AS}; neighbor {speaker6} as {LOCAL_AS}; {common}
-  ipv6 {{ import all; export none; }}; }}
-"""
-
-    async def start(self, speaker4: str, speaker6: str) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        conf = self.dir / "bird.conf"
-        conf.write_text(self.config(speaker4, speaker6))
-        ns, name = self.box.ns, self.ext.namespace
-        fd = await ns.run(lambda: ns.open_fd(name))
-        nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                nsenter, f"--net=/proc/self/fd/{fd}", "--", "bird", "-f", "-c", str(conf),
-                "-s", str(self.dir / "bird.ctl"), "-P", str(self.dir / "bird.pid"), pass_fds=(fd,),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-        finally:
-            os.close(fd)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            await self.proc.wait()
-
-    async def learned(self) -> set[Route]:
-        """The routes BIRD installed in the external host's kernel: (prefix, next hop)."""
-        out: set[Route] = set()
-        for family in ("-4", "-6"):
-            text = await ns_exec(self.box.ns, self.ext.namespace, "ip", "-j", family, "route", "show", "proto", "bird")
-            for r in json.loads(text or "[]"):
-                out.add((str(ipaddress.ip_network(r["dst"])), r.get("gateway", "")))
-        return out
+LOCAL_AS, PEER_AS = bgp.LOCAL_AS, bgp.PEER_AS
+Route = bgp.Route
 
 
 @dataclass
@@ -125,7 +54,7 @@ class World:
     """network1's prefixes (explicit cidrs, no scope)."""
     ext: TestInstance
     inst2: TestInstance
-    peer: PeerRouter
+    peer: bgp.ExternalRouter
 
 
 async def applied(stack: Stack, box: Box, router: str) -> bool:
@@ -157,12 +86,7 @@ async def world(stack: Stack, box: Box, agent: Any) -> AsyncIterator[World]:
 
     # The speaker host's leg on the external network: a port on `public`, its addresses on the bridge.
     uplink = (await topo("port.create", ADMIN, port={"network_id": t["public"], "name": "bgp-uplink"})).port
-    view = await plug.port_view(topo.bus, uplink.id)
-    for address in view.addresses:
-        await ns_exec(
-            box.ns, box.host, "ip", "addr", "add", address, "dev", view.bridge, *(["nodad"] if ":" in address else [])
-        )
-    speaker_ip = {ipaddress.ip_interface(a).version: str(ipaddress.ip_interface(a).ip) for a in view.addresses}
+    speaker_ip = await bgp.uplink(box.ns, topo.bus, box.host, str(uplink.id))
 
     speakers: dict[int, str] = {}
     for version in (4, 6):
@@ -200,8 +124,8 @@ async def world(stack: Stack, box: Box, agent: Any) -> AsyncIterator[World]:
 
     # Without BGP the external host has no way to instance2 (only its subnet's default gateway).
     assert not await ping(ext, inst2.ip(4), timeout=0.5)
-    peer_router = PeerRouter(box, ext, stack.tmp / "ext-bird")
-    await peer_router.start(speaker_ip[4], speaker_ip[6])
+    peer_router = bgp.ExternalRouter(box.ns, ext, stack.tmp / "ext-bird")
+    await peer_router.start(speaker_ip)
     try:
         yield World(
             router=t["router"],

@@ -41,6 +41,8 @@ def test_make_demo_matches_the_seed(tmp_path: Path) -> None:
     out = done.stdout
     assert done.returncode == 0, f"demo exited {done.returncode}\n{out[-6000:]}\n{done.stderr[-3000:]}"
     assert "demo: all 15 connectivity checks and every allocation matched the seed" in out
+    # BIRD 2 is installed (scripts/os-deps.sh): the external host learns its routes over BGP.
+    assert "the external host learnt its routes over BGP" in out and "routes learnt over BGP" in out
     # The tables a reader compares with the seed document.
     assert "| subnet-ip4-2       | network2 | 203.0.113.64/26" in out
     assert "| network2 | False           | address-scope-ip4  | address-scope-ip6  |" in out

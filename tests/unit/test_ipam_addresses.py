@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from netaddr import IPAddress, IPNetwork, IPRange
+
 from scopenet.errors import DomainError
 from scopenet.ipam.addresses import UNSET, FreeAddresses, Unset, subnet_defaults, validate_cidr
 from scopenet.ipam.alloc import allocate

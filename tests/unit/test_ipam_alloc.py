@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from netaddr import IPNetwork, IPSet
+
 from scopenet.errors import DomainError
 from scopenet.ipam.alloc import FreeBlocks, allocate, allocate_specific, check_prefixlen, free_blocks
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from netaddr import IPNetwork, IPSet
+
 from scopenet.errors import DomainError
 from scopenet.ipam.prefixes import (
     MAX_PREFIXES,

@@ -144,8 +144,8 @@ async def test_lists_larger_than_the_max_payload(
     """IPAM holds more addresses than one NATS message carries: a whole list is refused with a clear
     400 (not a 500, not a timeout), pages read all of it, and topology's orphan sweep (which reads
     every allocation) still runs, releasing orphans on its networks and nothing else."""
-    per_message = 90  # bytes of one allocation in a reply, at least
-    count = nats_client.max_payload // per_message + 500
+    per_allocation = 120  # bytes of one allocation in a reply, at least (~128 for these)
+    count = nats_client.max_payload // per_allocation + 200
     foreign = (
         await mk.ipam(
             "subnet.allocate",
