@@ -42,3 +42,10 @@ def test_healthchecks_probe_the_configured_health_port() -> None:
         assert f":{port}/readyz" in probe, f"{name} probes another port than SCOPENET_HEALTH_PORT={port}"
         deps = svc["depends_on"]
         assert all(d["condition"] == "service_healthy" for d in deps.values())
+
+
+def test_every_service_of_the_cli_is_in_the_local_stack() -> None:
+    services = _compose()["services"]
+    run = {svc["command"][1] for svc in services.values() if svc.get("image") == "scopenet:dev"}
+    assert set(SERVICE_APPS) <= run, f"docker-compose.yml lacks {set(SERVICE_APPS) - run}"
+    assert "9696:9696" in " ".join(services["api"]["ports"])

@@ -62,14 +62,14 @@ async def test_kill9_under_load_loses_and_doubles_nothing(ipam: Ipam, infra: End
 
     async def client() -> None:
         while time.monotonic() < stop_at:
-            subnet_id = str(uuid.uuid4())
-            for _ in range(100):  # retried with the same id until answered: idempotent
+            subnet_id, network_id = str(uuid.uuid4()), str(uuid.uuid4())
+            for _ in range(100):  # retried with the very same request until answered: idempotent
                 try:
                     reply = await fast(
                         "subnet.allocate",
                         ADMIN,
                         subnet_id=subnet_id,
-                        network_id=str(uuid.uuid4()),
+                        network_id=network_id,
                         project_id=ADMIN.project_id,
                         ip_version=4,
                         subnetpool_id=str(pool.id),

@@ -47,6 +47,7 @@ async def test_scheduling_failover_and_status(
     assert gone is not None and gone["present"] is False and gone["revision"] >= spec["revision"]
     assert moved["revision"] > spec["revision"]
     assert (await topo("router.get", alice, id=str(router.id))).router.status == "PENDING"
+    await eventually(lambda: _dead(topo, spare), timeout=15)  # the listing follows the same heartbeats
     listed = {a.agent_id: a for a in (await topo("agent.list", ADMIN)).agents}
     assert listed[AGENT].alive and not listed[spare].alive
     await fails(topo("agent.list", alice), 403, "PolicyNotAuthorized")
@@ -117,3 +118,7 @@ async def test_malformed_commands_get_error_replies(topo: Topo) -> None:
         "HTTPBadRequest",
         "status",
     )
+
+
+async def _dead(topo: Topo, agent: str) -> bool:
+    return any(a.agent_id == agent and not a.alive for a in (await topo("agent.list", ADMIN)).agents)
