@@ -9,10 +9,10 @@ import asyncpg
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import BadRequest, Conflict
+from scopenet.policy import not_found, owner_for_create, require_admin_for, require_owner
 from scopenet.services.ipam import store
 from scopenet.services.ipam.events import NOBODY, emit
 from scopenet.services.ipam.listing import apply_filters
-from scopenet.services.ipam.policy import not_found, owner_for_create, require_admin_for, require_owner
 from scopenet.store.db import db_errors
 
 

@@ -21,11 +21,11 @@ from scopenet.contracts import ipam as m
 from scopenet.contracts.base import PagedListCommand
 from scopenet.errors import BadRequest, DomainError
 from scopenet.ipam.addresses import FreeAddresses
+from scopenet.policy import not_found
 from scopenet.services.ipam import store
 from scopenet.services.ipam.batching import Batcher, Item
 from scopenet.services.ipam.events import emit_many
 from scopenet.services.ipam.listing import error_body, id_filter
-from scopenet.services.ipam.policy import not_found
 from scopenet.store.db import db_errors
 
 

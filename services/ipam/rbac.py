@@ -8,11 +8,11 @@ import asyncpg
 
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
-from scopenet.errors import BadRequest, Conflict, InvalidInput, NotAuthorized
+from scopenet.errors import Conflict, InvalidInput, NotAuthorized
+from scopenet.policy import not_found, rbac_target
 from scopenet.services.ipam import store
 from scopenet.services.ipam.events import emit
 from scopenet.services.ipam.listing import apply_filters
-from scopenet.services.ipam.policy import not_found
 from scopenet.store.db import db_errors
 
 _DEPENDANTS = {
@@ -21,29 +21,13 @@ _DEPENDANTS = {
 }
 
 
-def _target(body_target: str | None, alt: str | None) -> str:
-    target = body_target or alt
-    if not target:
-        raise BadRequest(
-            "Failed to parse request. Required attribute 'target_tenant' not specified", field="target_tenant"
-        )
-    if target != "*":
-        try:
-            uuid.UUID(target)
-        except ValueError:
-            raise BadRequest(
-                f"Invalid input for target_tenant. Reason: '{target}' is neither a UUID nor '*'.", field="target_tenant"
-            ) from None
-    return target
-
-
 class Rbac:
     def __init__(self, db: asyncpg.Pool) -> None:
         self.db = db
 
     async def create(self, cmd: m.RbacCreate) -> m.RbacReply:
         body, ctx = cmd.rbac_policy, cmd.context
-        target = _target(body.target_tenant, body.target_project)
+        target = rbac_target(body.target_tenant, body.target_project)
         if target == "*" and not ctx.is_admin:
             raise NotAuthorized("rule:create_rbac_policy:target_tenant is disallowed by policy", field="target_tenant")
         async with (
@@ -81,7 +65,7 @@ class Rbac:
 
     async def update(self, cmd: m.RbacUpdate) -> m.RbacReply:
         ctx = cmd.context
-        target = _target(cmd.target_tenant, None)
+        target = rbac_target(cmd.target_tenant, None)
         if target == "*" and not ctx.is_admin:
             raise NotAuthorized("rule:update_rbac_policy:target_tenant is disallowed by policy")
         async with (

@@ -10,12 +10,12 @@ from netaddr import IPNetwork
 
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, CallContext, Deleted, ListCommand
-from scopenet.errors import BadRequest, Conflict, InvalidInput, PreconditionFailed
+from scopenet.errors import BadRequest, Conflict, InvalidInput
 from scopenet.ipam import prefixes as pfx
+from scopenet.policy import check_revision, not_found, owner_for_create, require_admin_for, require_owner
 from scopenet.services.ipam import store
 from scopenet.services.ipam.events import NOBODY, emit
 from scopenet.services.ipam.listing import apply_filters
-from scopenet.services.ipam.policy import not_found, owner_for_create, require_admin_for, require_owner
 from scopenet.store.db import db_errors
 
 _DEFAULT_TAKEN = (
@@ -153,10 +153,7 @@ class SubnetPools:
             if row is None:
                 raise not_found("subnetpool", id_)
             require_owner(ctx, row["project_id"], "update", "subnetpool")
-            if if_revision is not None and if_revision != row["revision_number"]:
-                raise PreconditionFailed(
-                    f"Constrained to {if_revision}, but current revision is {row['revision_number']}"
-                )
+            check_revision(if_revision, row["revision_number"])
             await self._check_scope_owner(conn, ctx, row)
             before = store.pool_view(store.must(await store.pool(conn, id_, project=NOBODY, admin=True)))
             old = [IPNetwork(p) for p in before.prefixes]
@@ -235,10 +232,7 @@ class SubnetPools:
             if row is None:
                 raise not_found("subnetpool", cmd.id)
             require_owner(ctx, row["project_id"], "delete", "subnetpool")
-            if cmd.if_revision is not None and cmd.if_revision != row["revision_number"]:
-                raise PreconditionFailed(
-                    f"Constrained to {cmd.if_revision}, but current revision is {row['revision_number']}"
-                )
+            check_revision(cmd.if_revision, row["revision_number"])
             # All subnets count, visible to the caller or not (SPEC §9.3); the FK is the last word.
             used = await conn.fetchval("SELECT count(*) FROM subnets WHERE subnetpool_id = $1", cmd.id)
             if used:

@@ -27,11 +27,11 @@ from scopenet.ipam import addresses as addr
 from scopenet.ipam import alloc
 from scopenet.ipam import prefixes as pfx
 from scopenet.ipam.network_rules import NetSubnet, check_new_subnet
+from scopenet.policy import not_found
 from scopenet.services.ipam import store
 from scopenet.services.ipam.batching import Batcher, Item
 from scopenet.services.ipam.events import emit, emit_many
 from scopenet.services.ipam.listing import apply_filters, error_body, id_filter
-from scopenet.services.ipam.policy import not_found
 from scopenet.store.db import db_errors
 
 _OVERLAP = "The subnet overlaps another allocation of its address scope"

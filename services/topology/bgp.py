@@ -15,10 +15,10 @@ import asyncpg
 from scopenet.contracts import bgp as c
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import BadRequest, Conflict, NotAuthorized, NotFound
+from scopenet.policy import not_found, owner_for_create
 from scopenet.services.topology import bgpspec
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.listing import apply_filters
-from scopenet.services.topology.policy import not_found, owner_for_create
 from scopenet.store.db import db_errors
 
 

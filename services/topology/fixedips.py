@@ -113,6 +113,6 @@ async def requested_plan(
 
 
 def store_not_found(subnet_id: uuid.UUID) -> Exception:
-    from scopenet.services.topology.policy import not_found
+    from scopenet.policy import not_found
 
     return not_found("subnet", subnet_id, field="fixed_ips")

@@ -27,10 +27,10 @@ from netaddr import IPNetwork
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import CallContext
 from scopenet.errors import BadRequest, Conflict, InvalidInput
+from scopenet.policy import check_revision, not_found
 from scopenet.services.topology import l3store, portsaga, store, validate
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
-from scopenet.services.topology.policy import check_revision, not_found
 from scopenet.services.topology.ports import diff_fixed_ips, one_port
 from scopenet.store.db import db_errors
 

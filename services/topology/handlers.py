@@ -11,6 +11,7 @@ from scopenet.contracts import routerspec as rs
 from scopenet.contracts.base import ByIdCommand
 from scopenet.contracts.subjects import TOPOLOGY_ENDPOINTS
 from scopenet.errors import NotAuthorized
+from scopenet.policy import not_found
 from scopenet.services.topology import bgpspec
 from scopenet.services.topology.agents import Agents
 from scopenet.services.topology.bgp import BgpPeers, BgpSpeakers
@@ -19,7 +20,6 @@ from scopenet.services.topology.floatingips import FloatingIps
 from scopenet.services.topology.interfaces import Interfaces
 from scopenet.services.topology.ipam_client import IpamClient
 from scopenet.services.topology.networks import Networks
-from scopenet.services.topology.policy import not_found
 from scopenet.services.topology.ports import Ports
 from scopenet.services.topology.rbac import NetworkRbac
 from scopenet.services.topology.routers import Routers

@@ -16,10 +16,10 @@ from netaddr import IPAddress, IPNetwork
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import CallContext
 from scopenet.errors import BadRequest, Conflict, NotFound
+from scopenet.policy import not_found, require_owner
 from scopenet.services.topology import l3store, portsaga, store
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
-from scopenet.services.topology.policy import not_found, require_owner
 from scopenet.services.topology.ports import one_port, service_owner
 from scopenet.store.db import db_errors
 

@@ -14,17 +14,17 @@ import asyncpg
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import Conflict, InvalidInput
-from scopenet.services.topology import store
-from scopenet.services.topology.context import Deps
-from scopenet.services.topology.events import NOBODY, emit
-from scopenet.services.topology.listing import apply_filters
-from scopenet.services.topology.policy import (
+from scopenet.policy import (
     check_revision,
     not_found,
     owner_for_create,
     require_admin_for,
     require_owner,
 )
+from scopenet.services.topology import store
+from scopenet.services.topology.context import Deps
+from scopenet.services.topology.events import NOBODY, emit
+from scopenet.services.topology.listing import apply_filters
 from scopenet.store.db import db_errors
 
 IPV4_MIN_MTU = 68

@@ -33,11 +33,11 @@ from scopenet.contracts import topology as t
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.subjects import event
 from scopenet.errors import Conflict, DomainError, NotAuthorized, TransientError
+from scopenet.policy import not_found
 from scopenet.services.topology import fixedips, portsaga, store, validate
 from scopenet.services.topology.batching import Item, Step
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.ipam_client import ip_request
-from scopenet.services.topology.policy import not_found
 from scopenet.store.db import db_errors
 
 Got = list[tuple[uuid.UUID, str, bool]]

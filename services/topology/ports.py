@@ -13,11 +13,11 @@ from netaddr import IPAddress
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import Conflict, DomainError, NotAuthorized
+from scopenet.policy import check_revision, not_found, owner_for_create, require_owner
 from scopenet.services.topology import fixedips, portsaga, store, validate
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
 from scopenet.services.topology.listing import apply_filters
-from scopenet.services.topology.policy import check_revision, not_found, owner_for_create, require_owner
 from scopenet.services.topology.portcreate import PortCreates
 from scopenet.store.db import db_errors
 

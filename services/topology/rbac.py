@@ -13,12 +13,12 @@ import asyncpg
 
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
-from scopenet.errors import BadRequest, Conflict, InvalidInput, NotAuthorized
+from scopenet.errors import Conflict, InvalidInput, NotAuthorized
+from scopenet.policy import not_found, rbac_target
 from scopenet.services.topology import store
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
 from scopenet.services.topology.listing import apply_filters
-from scopenet.services.topology.policy import not_found
 from scopenet.store.db import db_errors
 
 _DEPENDANTS = {
@@ -28,22 +28,6 @@ _DEPENDANTS = {
                              WHERE p.network_id = $1
                              UNION SELECT project_id FROM floatingips WHERE floating_network_id = $1""",
 }
-
-
-def _target(value: str | None, alt: str | None) -> str:
-    target = value or alt
-    if not target:
-        raise BadRequest(
-            "Failed to parse request. Required attribute 'target_tenant' not specified", field="target_tenant"
-        )
-    if target != "*":
-        try:
-            uuid.UUID(target)
-        except ValueError:
-            raise BadRequest(
-                f"Invalid input for target_tenant. Reason: '{target}' is neither a UUID nor '*'.", field="target_tenant"
-            ) from None
-    return target
 
 
 async def check_rbac_removal(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
@@ -80,7 +64,7 @@ class NetworkRbac:
 
     async def create(self, cmd: t.NetworkRbacCreate) -> t.NetworkRbacReply:
         body, ctx = cmd.rbac_policy, cmd.context
-        target = _target(body.target_tenant, body.target_project)
+        target = rbac_target(body.target_tenant, body.target_project)
         if target == "*" and not ctx.is_admin:
             raise NotAuthorized("rule:create_rbac_policy:target_tenant is disallowed by policy", field="target_tenant")
         async with (
@@ -131,7 +115,7 @@ class NetworkRbac:
 
     async def update(self, cmd: t.NetworkRbacUpdate) -> t.NetworkRbacReply:
         ctx = cmd.context
-        target = _target(cmd.target_tenant, None)
+        target = rbac_target(cmd.target_tenant, None)
         if target == "*" and not ctx.is_admin:
             raise NotAuthorized("rule:update_rbac_policy:target_tenant is disallowed by policy", field="target_tenant")
         async with (

@@ -32,11 +32,11 @@ from scopenet.contracts import topology as t
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.subjects import event
 from scopenet.errors import DomainError, NotAuthorized, TransientError
+from scopenet.policy import not_found
 from scopenet.services.topology import store
 from scopenet.services.topology.batching import Item, Step
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.networks import mtu_conflict
-from scopenet.services.topology.policy import not_found
 from scopenet.services.topology.specs import PORT_ROUTERS
 from scopenet.store.db import db_errors
 

@@ -22,11 +22,11 @@ from scopenet.contracts import ipam as im
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import Conflict, DomainError
+from scopenet.policy import check_revision, not_found, owner_for_create, require_owner
 from scopenet.services.topology import store, validate
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import NOBODY, emit
 from scopenet.services.topology.listing import apply_filters
-from scopenet.services.topology.policy import check_revision, not_found, owner_for_create, require_owner
 from scopenet.services.topology.subnetcreate import NewSubnet, SubnetCreates
 from scopenet.store.db import db_errors
 

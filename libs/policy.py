@@ -1,6 +1,12 @@
-"""Who may see and change what (Neutron's default policy for the topology resources, SPEC §2.A)."""
+"""Who may see and change what: Neutron's default policy (SPEC §1, §2.A), shared by the services.
+
+Pure: the services load the rows and ask. Visibility itself (owner, admin, RBAC) is answered by
+each service's SQL, where the rows are.
+"""
 
 from __future__ import annotations
+
+import uuid
 
 from scopenet.contracts.base import CallContext
 from scopenet.errors import BadRequest, NotAuthorized, NotFound, PreconditionFailed
@@ -32,21 +38,41 @@ def require_owner(ctx: CallContext, owner: str, action: str, resource: str) -> N
 
 
 def check_revision(wanted: int | None, current: int) -> None:
+    """``If-Match: revision_number=N`` (SPEC §7.3): compare-and-swap or 412."""
     if wanted is not None and wanted != current:
         raise PreconditionFailed(f"Constrained to {wanted}, but current revision is {current}")
 
 
+def rbac_target(value: str | None, alt: str | None) -> str:
+    """An RBAC entry's target: a project id (UUID) or ``*`` (rule 63: anything else is 400)."""
+    target = value or alt
+    if not target:
+        raise BadRequest(
+            "Failed to parse request. Required attribute 'target_tenant' not specified", field="target_tenant"
+        )
+    if target != "*":
+        try:
+            uuid.UUID(target)
+        except ValueError:
+            raise BadRequest(
+                f"Invalid input for target_tenant. Reason: '{target}' is neither a UUID nor '*'.", field="target_tenant"
+            ) from None
+    return target
+
+
 _NOT_FOUND = {
+    "address_scope": ("AddressScopeNotFound", "Address scope {} could not be found."),
+    "subnetpool": ("SubnetPoolNotFound", "Subnet pool {} could not be found."),
     "network": ("NetworkNotFound", "Network {} could not be found."),
     "subnet": ("SubnetNotFound", "Subnet {} could not be found."),
     "port": ("PortNotFound", "Port {} could not be found."),
     "router": ("RouterNotFound", "Router {} could not be found."),
     "floatingip": ("FloatingIPNotFound", "Floating IP {} could not be found."),
     "rbac_policy": ("RbacPolicyNotFound", "RBAC policy with id {} could not be found."),
-    "subnetpool": ("SubnetPoolNotFound", "Subnet pool {} could not be found."),
 }
 
 
 def not_found(kind: str, id_: object, field: str | None = None) -> NotFound:
+    """Neutron's NotFound for the kind (also for what the caller may not see: 404, never 403)."""
     type_, text = _NOT_FOUND[kind]
     return NotFound(text.format(id_), type=type_, field=field)
