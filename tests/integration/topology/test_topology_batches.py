@@ -11,7 +11,6 @@ from typing import Any
 from netaddr import IPAddress, IPNetwork
 
 from scopenet.errors import DomainError
-from scopenet.runtime import Running
 from tests.integration.conftest import ADMIN, fails, new_id
 from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project
@@ -138,9 +137,7 @@ async def test_ipam_batch_commands_answer_each_request(mk: Build) -> None:
     await mk.ipam("subnet.release", ADMIN, id=str(sub[0].subnet.id))
 
 
-async def test_lists_larger_than_the_max_payload(
-    topo: Topo, mk: Build, nats_client: Any, topology_running: Running
-) -> None:
+async def test_lists_larger_than_the_max_payload(topo: Topo, mk: Build, nats_client: Any) -> None:
     """IPAM holds more addresses than one NATS message carries: a whole list is refused with a clear
     400 (not a 500, not a timeout), pages read all of it, and topology's orphan sweep (which reads
     every allocation) still runs, releasing orphans on its networks and nothing else."""
@@ -203,14 +200,12 @@ async def test_lists_larger_than_the_max_payload(
                 for i in range(1, 200)
             ],
         )
-        reconciler = topology_running.extra.extra["reconciler"]  # type: ignore[attr-defined]
-        passes = reconciler.passes
 
         async def released() -> bool:
             return not (await mk.ipam("ip.list", ADMIN, filters={"port_id": orphan})).allocations
 
+        # (by this process's reconciler or another topology replica's in the session: either is right)
         await eventually(released, timeout=15, every=0.2)
-        assert reconciler.passes > passes
         held = (await mk.ipam("ip.list", ADMIN, filters={"subnet_id": str(sub.id)})).allocations
         assert [(a.port_id, a.ip_address) for a in held] == [(kept.id, kept.fixed_ips[0].ip_address)]
         page = await mk.ipam("ip.list", ADMIN, filters={"subnet_id": str(foreign.id)}, limit=1)
