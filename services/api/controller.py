@@ -18,7 +18,7 @@ from aiohttp import web
 from scopenet.contracts.base import CallContext
 from scopenet.errors import BadRequest, DomainError, NotAuthorized, NotFound
 from scopenet.services.api import query as lq
-from scopenet.services.api.attrs import as_list, as_string
+from scopenet.services.api.attrs import Attr, as_list, as_string
 from scopenet.services.api.auth import CONTEXT
 from scopenet.services.api.spec import Resource, View
 
@@ -104,18 +104,21 @@ class Controller:
         except ValueError:
             raise self.r.not_found(raw[:64]) from None
 
-    def _post_item(self, ctx: CallContext, item: Any) -> View:
+    def _attributes(self, item: Any) -> list[tuple[str, Attr, Any]]:
+        """The body's attributes with their declarations (400 naming the first one the resource lacks)."""
         if not isinstance(item, dict):
             raise BadRequest(f"Invalid data for {self.r.singular}: expected an object", type="HTTPBadRequest")
-        unknown = [k for k in item if self.r.attr(k) is None]
+        known = [(key, self.r.attr(key), value) for key, value in item.items()]
+        unknown = [key for key, attr, _ in known if attr is None]
         if unknown:
             raise BadRequest(
                 f"Unrecognized attribute(s) '{', '.join(unknown)}'", type="HTTPBadRequest", field=unknown[0]
             )
+        return [(key, attr, value) for key, attr, value in known if attr is not None]
+
+    def _post_item(self, ctx: CallContext, item: Any) -> View:
         out: View = {}
-        for key, value in item.items():
-            attr = self.r.attr(key)
-            assert attr is not None
+        for key, attr, value in self._attributes(item):
             if not attr.post:
                 raise BadRequest(f"Attribute '{key}' not allowed in POST", type="HTTPBadRequest", field=key)
             out[key] = attr.convert(key, value)
@@ -138,17 +141,8 @@ class Controller:
         return out
 
     def _put_item(self, ctx: CallContext, item: Any) -> View:
-        if not isinstance(item, dict):
-            raise BadRequest(f"Invalid data for {self.r.singular}: expected an object", type="HTTPBadRequest")
-        unknown = [k for k in item if self.r.attr(k) is None]
-        if unknown:
-            raise BadRequest(
-                f"Unrecognized attribute(s) '{', '.join(unknown)}'", type="HTTPBadRequest", field=unknown[0]
-            )
         out: View = {}
-        for key, value in item.items():
-            attr = self.r.attr(key)
-            assert attr is not None
+        for key, attr, value in self._attributes(item):
             if not attr.put:
                 raise BadRequest(f"Cannot update read-only attribute {key}", type="HTTPBadRequest", field=key)
             out[key] = attr.convert(key, value)
