@@ -28,8 +28,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from scopenet import log
-from scopenet.bus.jetstream import publish
-from scopenet.contracts import topology as t
+from scopenet.bus.deadletter import dead_letter, first_error
 from scopenet.contracts.routerspec import ROUTERS_STREAM, RouterSpec, agent_filter
 from scopenet.services.l3_agent.reconciler import Reconciler
 
@@ -129,7 +128,7 @@ class SpecConsumer:
         try:
             spec = RouterSpec.model_validate_json(msg.data)
         except (ValidationError, ValueError) as exc:
-            await self.dead_letter(msg, f"malformed RouterSpec: {_first_error(exc)}")
+            await self.dead_letter(msg, f"malformed RouterSpec: {first_error(exc)}")
             return
         if spec.agent_id != self.agent_id or str(spec.router_id) != rid:
             await self.dead_letter(
@@ -142,29 +141,4 @@ class SpecConsumer:
 
     async def dead_letter(self, msg: Any, reason: str) -> None:
         SPECS.labels("dead_lettered").inc()
-        seq = msg.metadata.sequence.stream if msg.metadata else None
-        letter = t.DeadLetter(
-            consumer=self.durable,
-            subject=msg.subject,
-            stream_sequence=seq,
-            reason=reason[:2000],
-            payload=bytes(msg.data).decode("utf-8", errors="replace"),
-            headers={k: str(v) for k, v in (msg.headers or {}).items()},
-        )
-        _log.warning("spec_dead_lettered", subject=msg.subject, reason=reason[:200])
-        try:
-            await publish(
-                self.js, t.dlq_subject(DLQ_CONSUMER), letter.model_dump_json().encode(), msg_id=f"{self.durable}-{seq}"
-            )
-        except Exception as exc:  # keep the message rather than lose it: redelivered later
-            _log.warning("dead_letter_failed", error=str(exc) or type(exc).__name__)
-            await msg.nak(delay=5)
-            return
-        await msg.term()
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        e = exc.errors(include_url=False)[0]
-        return f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-    return str(exc)[:500]
+        await dead_letter(self.js, msg, consumer=self.durable, dlq=DLQ_CONSUMER, reason=reason)

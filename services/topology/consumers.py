@@ -22,7 +22,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
 from pydantic import BaseModel, ValidationError
 
-from scopenet.bus.jetstream import ensure_stream, publish
+from scopenet.bus.deadletter import dead_letter, first_error
+from scopenet.bus.jetstream import ensure_stream
 from scopenet.contracts import topology as t
 from scopenet.contracts.subjects import ALL_EVENTS, EVENTS_STREAM
 from scopenet.errors import DomainError, TransientError
@@ -103,7 +104,7 @@ class EventConsumer:
         try:
             event = model.model_validate_json(msg.data)
         except (ValidationError, ValueError) as exc:
-            await self.dead_letter(msg, f"malformed event: {_first_error(exc)}")
+            await self.dead_letter(msg, f"malformed event: {first_error(exc)}")
             return
         try:
             await self.handler(event)
@@ -122,29 +123,4 @@ class EventConsumer:
         await msg.ack()
 
     async def dead_letter(self, msg: Any, reason: str) -> None:
-        seq = msg.metadata.sequence.stream if msg.metadata else None
-        letter = t.DeadLetter(
-            consumer=self.durable,
-            subject=msg.subject,
-            stream_sequence=seq,
-            reason=reason[:2000],
-            payload=bytes(msg.data).decode("utf-8", errors="replace"),
-            headers={k: str(v) for k, v in (msg.headers or {}).items()},
-        )
-        self._log.warning("event_dead_lettered", subject=msg.subject, reason=reason[:200])
-        try:
-            await publish(
-                self.js, t.dlq_subject(self.durable), letter.model_dump_json().encode(), msg_id=f"{self.durable}-{seq}"
-            )
-        except Exception as exc:  # keep the message rather than lose it: redelivered later
-            self._log.warning("dead_letter_failed", error=str(exc) or type(exc).__name__)
-            await msg.nak(delay=5)
-            return
-        await msg.term()
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        e = exc.errors(include_url=False)[0]
-        return f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-    return str(exc)
+        await dead_letter(self.js, msg, consumer=self.durable, dlq=self.durable, reason=reason)
