@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 from scopenet.infra.select import Endpoints, endpoints
+from scopenet.store.roles import drop_roles_sql
 
 
 def with_database(url: str, name: str) -> str:
@@ -35,6 +36,7 @@ def drop_database(ep: Endpoints, name: str, admin: Any) -> None:
     for attempt in range(3):
         try:
             asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(admin(drop_roles_sql(name)))  # the services' roles for it (store/roles.py)
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if attempt == 2:

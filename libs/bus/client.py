@@ -22,6 +22,11 @@ class BusClient:
         self.timeout = timeout
 
     async def call_raw(self, subject: str, payload: bytes) -> tuple[bytes, dict[str, str]]:
+        if not self.nc.is_connected:
+            # While nats-py reconnects it buffers what is published and sends it on reconnection: a
+            # request would wait out its timeout, then be delivered anyway, after its caller gave up
+            # (an allocation nobody waits for). Refuse at once instead; the caller retries or says 503.
+            raise TransientError(f"NATS is not connected: {subject} not sent")
         try:
             msg = await self.nc.request(subject, payload, timeout=self.timeout)
         except NoRespondersError:
@@ -34,7 +39,8 @@ class BusClient:
 
     async def call(self, endpoint: Endpoint, request: BaseModel, reply: type[R] | None = None) -> Any:
         # exclude_unset: "absent" and "null" mean different things (e.g. gateway_ip), keep the difference
-        data, headers = await self.call_raw(endpoint.subject, request.model_dump_json(exclude_unset=True).encode())
+        subject = endpoint.subject_for(request)  # a per-sender command goes to its sender's own subject
+        data, headers = await self.call_raw(subject, request.model_dump_json(exclude_unset=True).encode())
         if ERROR_CODE_HEADER in headers:
             raise decode_error(data, headers)
         model = reply or endpoint.reply

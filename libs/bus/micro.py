@@ -7,8 +7,10 @@ which stops reading from that subscription: back-pressure, not an unbounded task
 
 Errors: ``DomainError`` → its numeric code and message; ``TransientError`` → 503; anything else
 → 500 "internal error" with the traceback logged and never sent (nats.micro would send
-``repr(exc)``). A reply larger than the server's max payload cannot be sent at all: the caller
-gets a 400 ``ReplyTooLarge`` that says so (and how to ask for less) instead.
+``repr(exc)``). A per-sender command (``Endpoint.sender``) whose body names another sender than
+its subject does is refused (403) before its handler runs. A reply larger than the server's max
+payload cannot be sent at all: the caller gets a 400 ``ReplyTooLarge`` that says so (and how to
+ask for less) instead.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class CommandServer:
         try:
             try:
                 command = route.endpoint.request.model_validate_json(request.data)
+                route.endpoint.check_sender(request.subject, command)  # before the handler: nothing written
                 result = await route.handler(command)
             except ValidationError as exc:
                 raise from_validation(exc) from None
@@ -136,7 +139,7 @@ async def serve(
         ep = route.endpoint
         await service.add_endpoint(
             name=ep.name,
-            subject=ep.subject,
+            subject=ep.pattern,  # a per-sender command: every sender's subject, one queue group
             handler=server.callback(route),
             metadata={
                 "request_schema": f"proto/schemas/{ep.service}/{ep.resource}.{ep.verb}.request.json",

@@ -30,6 +30,11 @@ def agent_filter(agent_id: str) -> str:
     return f"scopenet.v1.agent.{agent_id}.router.*"
 
 
+def agent_durable(agent_id: str) -> str:
+    """The agent's durable consumer on ``SCOPENET_ROUTERS`` (its NATS permissions name it)."""
+    return f"l3-agent-{agent_id}"
+
+
 class Scope(Contract):
     """An interface's address scope for one IP family; ``id=None`` is "no scope" (mark id 1024)."""
 
@@ -103,11 +108,12 @@ class AgentHeartbeat(Contract):
 
 
 class RouterStatusReport(Command):
-    """Agent → topology: the outcome of applying a spec."""
+    """Agent → topology: the outcome of applying a spec, sent on the agent's own subject
+    (``scopenet.v1.topology.router_status.report.<agent_id>``, see ``Endpoint.sender``)."""
 
     type: Literal["scopenet.v1.router_status.report"] = "scopenet.v1.router_status.report"
     router_id: UUID
-    agent_id: str
+    agent_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     revision: int
     status: Literal["ACTIVE", "ERROR", "DOWN"]
     reason: str | None = Field(default=None, max_length=1024)

@@ -28,7 +28,10 @@ def render() -> dict[str, str]:
         rep = f"schemas/{ep.service}/{ep.resource}.{ep.verb}.reply.json"
         files[req] = _schema(ep.request)
         files[rep] = _schema(ep.reply)
-        index["commands"].append({"subject": ep.subject, "request": req, "reply": rep, "doc": ep.doc})
+        command = {"subject": ep.pattern, "request": req, "reply": rep, "doc": ep.doc}
+        if ep.sender:  # sent on the sender's own subject: the ``*`` is this request field
+            command["sender"] = ep.sender
+        index["commands"].append(command)
     for ev in ALL_EVENTS:
         path = f"schemas/events/{ev.resource}.{ev.action}.json"
         files[path] = _schema(ev.model)

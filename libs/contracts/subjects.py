@@ -6,6 +6,7 @@ subject cannot exist on the wire without a schema.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -15,10 +16,12 @@ from scopenet.contracts import ipam as m
 from scopenet.contracts import routerspec as rs
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ErrorReply, ListCommand, PagedListCommand
+from scopenet.errors import InvalidInput, NotAuthorized
 
 PREFIX = "scopenet.v1"
 EVENTS_STREAM = "SCOPENET_EVENTS"
 EVENTS_SUBJECTS = f"{PREFIX}.evt.>"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,50 @@ class Endpoint:
     request: type[BaseModel]
     reply: type[BaseModel]
     doc: str
+    sender: str | None = None
+    """For a command each sender sends on a subject of its own: the request field naming the sender
+    (an agent's report: ``agent_id``). NATS permissions cannot tie a body to its sender, but they can
+    tie a subject to a user: the command is sent on ``<subject>.<that field>`` (``subject_for``),
+    each sender may publish only to its own, and the service, serving ``<subject>.*`` (``pattern``),
+    refuses a request whose field names someone other than its subject does (``check_sender``)."""
 
     @property
     def subject(self) -> str:
+        """The command's subject (for a per-sender command, the stem of its senders' subjects)."""
         return f"{PREFIX}.{self.service}.{self.resource}.{self.verb}"
+
+    @property
+    def pattern(self) -> str:
+        """What the serving service subscribes to, and ``proto/index.json`` lists."""
+        return f"{self.subject}.*" if self.sender else self.subject
+
+    def sender_subject(self, sender: str) -> str:
+        """The subject ``sender`` sends this per-sender command on (its NATS user may publish there)."""
+        if self.sender is None:
+            raise ValueError(f"{self.subject} is not sent per sender")
+        if not _TOKEN.match(sender):
+            raise InvalidInput(
+                f"{self.sender} {sender!r}: 1 to 64 letters, digits, '-' or '_' (it is a subject token)",
+                field=self.sender,
+            )
+        return f"{self.subject}.{sender}"
+
+    def subject_for(self, request: BaseModel) -> str:
+        """The subject ``request`` is sent on: the command's, or its sender's own."""
+        return self.sender_subject(str(getattr(request, self.sender))) if self.sender else self.subject
+
+    def check_sender(self, subject: str, request: BaseModel) -> None:
+        """NotAuthorized unless ``request``, received on ``subject``, names the sender of that subject."""
+        if self.sender is None:
+            return
+        token = subject.rpartition(".")[2]
+        claimed = str(getattr(request, self.sender))
+        if claimed != token:
+            raise NotAuthorized(
+                f"{self.resource}.{self.verb} sent on {subject} ({self.sender} {token!r}) names "
+                f"{self.sender} {claimed!r}: a sender may only send as itself, on {self.subject}.<its {self.sender}>",
+                field=self.sender,
+            )
 
     @property
     def name(self) -> str:
@@ -232,7 +275,9 @@ TOPOLOGY_ENDPOINTS: tuple[Endpoint, ...] = (
         "report",
         rs.RouterStatusReport,
         t.RouterStatusAck,
-        "an agent reports the outcome of applying a RouterSpec (ACTIVE, or ERROR with a reason)",
+        "an agent reports the outcome of applying a RouterSpec (ACTIVE, or ERROR with a reason); each agent "
+        "sends on its own subject (* = its agent_id) and may report only as itself",
+        sender="agent_id",
     ),
     *_crud(
         "topology",

@@ -18,6 +18,9 @@ class Endpoints:
     database_url: str
     nats_url: str
     source: str  # "configured", "docker" or "embedded": shown in logs and test headers
+    nats_dir: Path | None = None
+    """The embedded nats-server's directory (its users' credentials), None when NATS is not ours:
+    ``nats_url`` is then the one URL every process gets (see ``services.stack``)."""
 
 
 def docker_available() -> bool:
@@ -60,4 +63,5 @@ def endpoints(
     with contextlib.ExitStack() as stack:
         db = database_url or stack.enter_context(emb.postgres_server(state_dir / "postgres"))
         nats = nats_url or stack.enter_context(emb.nats_server(state_dir / "nats"))
-        yield Endpoints(db, nats, "embedded" if not (database_url or nats_url) else "mixed")
+        source = "embedded" if not (database_url or nats_url) else "mixed"
+        yield Endpoints(db, nats, source, None if nats_url else state_dir / "nats")

@@ -21,14 +21,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, *, schema: str, size: int) -> asyncpg.Pool:
+async def create_pool(url: str, *, schema: str, size: int, role: str | None = None) -> asyncpg.Pool:
+    """``role``: run every connection as that role (``SET ROLE`` at connection start, kept across
+    the pool's resets), for a service given an admin URL (see ``roles.py``)."""
+    settings = {"search_path": f"{schema},public", "application_name": f"scopenet-{schema}"}
+    if role:
+        settings["role"] = role
     try:
         pool = await asyncpg.create_pool(
             url,
             min_size=min(2, size),
             max_size=size,
             init=_init_connection,
-            server_settings={"search_path": f"{schema},public", "application_name": f"scopenet-{schema}"},
+            server_settings=settings,
             command_timeout=30,
         )
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
@@ -42,6 +47,9 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
+    # A pooled connection whose server went away (a Postgres restart) can fail its next query with
+    # "cannot switch to state …; another operation is in progress" before the pool notices it died.
+    asyncpg.InternalClientError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,

@@ -2,7 +2,9 @@
 
 Each service keeps its revisions in ``services/<svc>/migrations`` (an ``env.py`` that calls
 ``run_env()`` below). Several replicas may start at once: a Postgres advisory lock makes them
-migrate one after the other, so the second finds the schema already at head.
+migrate one after the other, so the second finds the schema already at head. Given an admin URL,
+the schema's role is prepared first and the migrations run as that role, so it owns what they
+create (``roles.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from scopenet.store import roles
+
 
 def _sqlalchemy_url(url: str) -> str:
     for prefix in ("postgresql://", "postgres://"):
@@ -21,18 +25,24 @@ def _sqlalchemy_url(url: str) -> str:
     return url
 
 
-def alembic_config(*, url: str, schema: str, script_location: Path) -> Config:
+def alembic_config(*, url: str, schema: str, script_location: Path, role: str | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.attributes["url"] = _sqlalchemy_url(url)
     cfg.attributes["schema"] = schema
+    cfg.attributes["role"] = role
     return cfg
 
 
-async def upgrade(*, url: str, schema: str, script_location: Path) -> None:
-    """Bring ``schema`` to the newest revision (Alembic is synchronous: run it in a thread)."""
-    cfg = alembic_config(url=url, schema=schema, script_location=script_location)
+async def upgrade(*, url: str, schema: str, script_location: Path) -> str | None:
+    """Bring ``schema`` to the newest revision (Alembic is synchronous: run it in a thread).
+
+    Returns the role the service must run as when ``url`` is an admin's (see ``roles.prepare``),
+    None when the URL's user is the service's own."""
+    role = await roles.prepare(url, schema)
+    cfg = alembic_config(url=url, schema=schema, script_location=script_location, role=role)
     await asyncio.to_thread(command.upgrade, cfg, "head")
+    return role
 
 
 def run_env() -> None:
@@ -44,10 +54,15 @@ def run_env() -> None:
     cfg = context.config
     url: str = cfg.attributes["url"]
     schema: str = cfg.attributes["schema"]
+    role: str | None = cfg.attributes.get("role")
 
     def _migrate(conn):  # type: ignore[no-untyped-def]
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"scopenet-migrate-{schema}"})
-        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        if role:  # everything the migrations create belongs to the service's role
+            conn.execute(text(f'SET LOCAL ROLE "{role}"'))
+        exists = conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).scalar()
+        if not exists:  # (creating needs CREATE on the database, which a role given its schema lacks)
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         conn.execute(text(f'SET LOCAL search_path TO "{schema}", public'))
         context.configure(connection=conn, version_table_schema=schema, transactional_ddl=True)
         context.run_migrations()

@@ -20,6 +20,7 @@ import asyncpg
 import psutil
 
 from scopenet.infra.select import Endpoints
+from scopenet.store.roles import drop_roles_sql
 
 
 def machine() -> dict[str, Any]:
@@ -46,6 +47,7 @@ async def scratch_database(ep: Endpoints) -> AsyncIterator[str]:
         conn = await asyncpg.connect(ep.database_url)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(drop_roles_sql(name))  # the services' roles for it (store/roles.py)
         finally:
             await conn.close()
 

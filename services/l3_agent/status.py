@@ -10,12 +10,22 @@ was refused) is logged and dropped — sending it again would be refused again.
 
 Only what topology shows is reported: ACTIVE, ERROR (with the reason) and DOWN. A router that was
 torn down (REMOVED) is not this agent's any more, and topology does not listen to it about it.
+
+A status topology has already taken (same revision, status and reason) is not sent again for
+``refresh`` seconds: the periodic resync re-checks every router and almost always finds it as it
+was, and hundreds of routers per agent would otherwise mean a stream of identical reports, each a
+transaction in topology, competing with the ones that matter (an agent failover's).
+
+Each report goes to the agent's own subject, ``router_status.report.<agent_id>`` (``BusClient.call``
+sends a per-sender command there): its NATS user may publish to no other agent's, and topology
+refuses a report whose ``agent_id`` is not the subject's, so no agent can report for another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from prometheus_client import Counter
 
@@ -43,13 +53,17 @@ class StatusReporter:
         agent_id: str,
         in_flight: int = 16,
         retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0),
+        refresh: float = 300.0,
     ) -> None:
         self.bus = bus
         self.agent_id = agent_id
         self.in_flight = in_flight
         self.retry_delays = retry_delays
         self.context = CallContext(project_id=f"l3-agent-{agent_id}", roles=["admin"], request_id=agent_id)
+        self.refresh = refresh
         self._pending: dict[str, RouterStatusReport] = {}
+        self._taken: dict[str, tuple[tuple[int, str, str | None], float]] = {}
+        """Per router: the last report topology took (accepted or not) and when (``time.monotonic()``)."""
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -61,14 +75,21 @@ class StatusReporter:
     def submit(self, status: RouterStatus) -> None:
         if status.status == "REMOVED" or status.revision is None:
             self._pending.pop(status.router_id, None)
+            self._taken.pop(status.router_id, None)
             return
+        reason = status.reason if status.status == "ERROR" else None
+        taken = self._taken.get(status.router_id)
+        if taken is not None and taken[0] == (status.revision, status.status, reason):
+            if time.monotonic() - taken[1] < self.refresh:
+                self._pending.pop(status.router_id, None)  # whatever was pending is superseded by it
+                return
         self._pending[status.router_id] = RouterStatusReport(
             context=self.context,
             router_id=status.router_id,
             agent_id=self.agent_id,
             revision=status.revision,
             status=status.status,
-            reason=status.reason if status.status == "ERROR" else None,
+            reason=reason,
         )
         self._idle.clear()
         self._wake.set()
@@ -115,6 +136,9 @@ class StatusReporter:
             _log.warning("status_report_failed", router_id=str(report.router_id), error=str(exc) or type(exc).__name__)
             return False
         REPORTS.labels("accepted" if ack.accepted else "ignored").inc()
+        rid = str(report.router_id)
+        if rid not in self._pending:  # else a newer status is on its way and decides what topology has
+            self._taken[rid] = ((report.revision, report.status, report.reason), time.monotonic())
         if not ack.accepted:
             _log.debug("status_report_ignored", router_id=str(report.router_id), revision=report.revision)
         return True

@@ -15,7 +15,12 @@ const jc = JSONCodec();
 const sc = StringCodec();
 const context = { project_id: projectId, roles: ["member"] };
 
-const nc = await connect({ servers: natsUrl, name: "node-publisher" });
+// nats.js takes credentials as options, not from the URL (nats://user:password@host:port)
+const url = new URL(natsUrl.replace(/^nats:/, "http:"));
+const auth = url.username
+  ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) }
+  : {};
+const nc = await connect({ servers: `${url.hostname}:${url.port}`, name: "node-publisher", ...auth });
 const events = [];
 const sub = nc.subscribe("scopenet.v1.evt.>");
 (async () => {

@@ -49,7 +49,8 @@ class Topo:
         """The request goes out as given, no client-side validation."""
         ep = topo_endpoint(subject_tail)
         payload = {"context": ctx.model_dump(), **body} if ctx is not None else body
-        data, headers = await self.bus.call_raw(ep.subject, json.dumps(payload).encode())
+        subject = f"{ep.subject}.{body[ep.sender]}" if ep.sender else ep.subject  # its sender's own subject
+        data, headers = await self.bus.call_raw(subject, json.dumps(payload).encode())
         if ERROR_CODE_HEADER in headers:
             raise decode_error(data, headers)
         return ep.reply.model_validate_json(data)

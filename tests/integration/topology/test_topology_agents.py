@@ -9,6 +9,7 @@ from typing import Any
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from scopenet.bus.client import decode_error
 from tests.integration.conftest import ADMIN, fails
 from tests.integration.procs import eventually
 from tests.integration.topology.conftest import AGENT, Build, Heartbeats, SpecWatch, Topo, last_spec, project
@@ -123,3 +124,10 @@ async def test_malformed_commands_get_error_replies(topo: Topo) -> None:
         "HTTPBadRequest",
         "status",
     )
+    # A report is sent on its agent's own subject; one naming another agent is refused, not believed.
+    forged = {"context": ADMIN.model_dump(), "router_id": str(uuid.uuid4()), "agent_id": "b", "revision": 1}
+    data, headers = await topo.bus.call_raw(
+        "scopenet.v1.topology.router_status.report.a", json.dumps({**forged, "status": "ACTIVE"}).encode()
+    )
+    err = decode_error(data, headers)
+    assert (err.code, err.type, getattr(err, "field", None)) == (403, "PolicyNotAuthorized", "agent_id"), err
