@@ -39,6 +39,14 @@ def require_writer(ctx: CallContext, action: str, resource: Resource) -> None:
         raise NotAuthorized(f"rule:{action}_{resource.singular} is disallowed by policy")
 
 
+async def require_writer_on(ctx: CallContext, action: str, resource: Resource, id_: str) -> None:
+    """``require_writer`` on an existing object: a reader refused a write on something it cannot
+    see is told 404, not 403 (SPEC §2.A rule 6), so the answer says nothing it could not read."""
+    if not can_write(ctx):
+        await resource.backend.get(ctx, id_)
+        require_writer(ctx, action, resource)
+
+
 async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
@@ -131,6 +139,17 @@ class Controller:
                 )
         if "project_id" in out and "tenant_id" in out and out["project_id"] != out["tenant_id"]:
             raise BadRequest("'project_id' and 'tenant_id' do not match", type="HTTPBadRequest", field="project_id")
+        owner = out.get("project_id", out.get("tenant_id"))
+        if owner is not None and owner != ctx.project_id and not ctx.is_admin:
+            # Here, for every resource (neutron-lib's populate_project_id, before policy): a service
+            # that ignores the key (RBAC entries belong to their object's owner) must not let a
+            # project name another and succeed.
+            raise BadRequest(
+                "Specifying 'project_id' or 'tenant_id' other than the authenticated project in request "
+                "requires admin privileges",
+                type="HTTPBadRequest",
+                field="project_id",
+            )
         if not ctx.is_admin:
             for attr in self.r.attrs:
                 if attr.admin_post and attr.name in out and out[attr.name] != attr.default:
@@ -140,20 +159,27 @@ class Controller:
                     )
         return out
 
-    def _put_item(self, ctx: CallContext, item: Any) -> View:
+    def _put_item(self, item: Any) -> View:
         out: View = {}
         for key, attr, value in self._attributes(item):
             if not attr.put:
                 raise BadRequest(f"Cannot update read-only attribute {key}", type="HTTPBadRequest", field=key)
             out[key] = attr.convert(key, value)
-        if not ctx.is_admin:
-            for attr in self.r.attrs:
-                if attr.admin_put and attr.name in out:
-                    raise NotAuthorized(
-                        f"(rule:update_{self.r.singular} and rule:update_{self.r.singular}:{attr.name}) "
-                        "is disallowed by policy"
-                    )
         return out
+
+    async def _may_update(self, ctx: CallContext, id_: str, item: View) -> None:
+        """The writer role, and admin for admin-only attributes: refused with 403 only when the
+        caller can see the object, else 404 (SPEC §2.A rule 6), as Neutron checks policy on the
+        object it has fetched."""
+        await require_writer_on(ctx, "update", self.r, id_)
+        if ctx.is_admin:
+            return
+        denied = [attr.name for attr in self.r.attrs if attr.admin_put and attr.name in item]
+        if denied:
+            await self.r.backend.get(ctx, id_)
+            raise NotAuthorized(
+                f"(rule:update_{self.r.singular} and rule:update_{self.r.singular}:{denied[0]}) is disallowed by policy"
+            )
 
     def _wrapped(self, body: Any, key: str) -> Any:
         if not isinstance(body, dict) or key not in body:
@@ -218,10 +244,10 @@ class Controller:
     async def update(self, request: web.Request) -> web.Response:
         ctx = ctx_of(request)
         body = await read_json(request)
-        item = self._put_item(ctx, self._wrapped(body, self.r.singular))
+        item = self._put_item(self._wrapped(body, self.r.singular))
         rev = if_match(request, self.r)
         id_ = self._id(request)
-        require_writer(ctx, "update", self.r)
+        await self._may_update(ctx, id_, item)
         view = await self.r.backend.update(ctx, id_, item, if_revision=rev)
         return json_response({self.r.singular: self.r.present(view, "update", ctx)})
 
@@ -229,7 +255,7 @@ class Controller:
         ctx = ctx_of(request)
         rev = if_match(request, self.r)
         id_ = self._id(request)
-        require_writer(ctx, "delete", self.r)
+        await require_writer_on(ctx, "delete", self.r, id_)
         await self.r.backend.delete(ctx, id_, if_revision=rev)
         return web.Response(status=204)
 
@@ -240,7 +266,7 @@ class Controller:
             ctx = ctx_of(request)
             body = await read_json(request)
             id_ = self._id(request)
-            require_writer(ctx, name, self.r)
+            await require_writer_on(ctx, name, self.r, id_)
             status, out = await action(ctx, id_, body)
             return json_response(out, status=status)
 
@@ -263,8 +289,10 @@ class Controller:
             view = await self.r.backend.get(ctx, id_)
             tags = list(view.get("tags") or [])
             new = change(tags)
-            if new == tags:
+            if new == tags and (ctx.is_admin or view.get("project_id") == ctx.project_id):
                 return tags
+            # On someone else's object even a change that changes nothing goes to the service,
+            # which says whether this caller may change it at all (403, as Neutron's policy does).
             try:
                 await self.r.backend.update(ctx, id_, {"tags": new}, if_revision=view.get("revision_number"))
                 return list(new)
@@ -288,12 +316,12 @@ class Controller:
             raise BadRequest('Invalid tags body: expected {"tags": [...]}', type="HTTPBadRequest", field="tags")
         tags = list(dict.fromkeys(_TAGS("tags", body["tags"])))
         id_ = self._id(request)
-        require_writer(ctx, "update", self.r)
+        await require_writer_on(ctx, "update", self.r, id_)
         return json_response({"tags": await self._set_tags(ctx, id_, lambda _old: tags)})
 
     async def tags_delete_all(self, request: web.Request) -> web.Response:
         ctx, id_ = ctx_of(request), self._id(request)
-        require_writer(ctx, "update", self.r)
+        await require_writer_on(ctx, "update", self.r, id_)
         await self._set_tags(ctx, id_, lambda _old: [])
         return web.Response(status=204)
 
@@ -306,7 +334,7 @@ class Controller:
 
     async def tag_put(self, request: web.Request) -> web.Response:
         ctx, tag, id_ = ctx_of(request), self._tag(request), self._id(request)
-        require_writer(ctx, "update", self.r)
+        await require_writer_on(ctx, "update", self.r, id_)
 
         def add(old: list[str]) -> list[str]:
             if tag in old:
@@ -320,7 +348,7 @@ class Controller:
 
     async def tag_delete(self, request: web.Request) -> web.Response:
         ctx, tag, id_ = ctx_of(request), self._tag(request), self._id(request)
-        require_writer(ctx, "update", self.r)
+        await require_writer_on(ctx, "update", self.r, id_)
 
         def remove(old: list[str]) -> list[str]:
             if tag not in old:

@@ -90,7 +90,12 @@ class Routers(TopologyBackend):
         return await super().create(ctx, self._gateway(ctx, body, "create"))
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
-        return await super().update(ctx, id_, self._gateway(ctx, body, "update"), if_revision=if_revision)
+        try:
+            body = self._gateway(ctx, body, "update")
+        except NotAuthorized:
+            await self.get(ctx, id_)  # a router the caller cannot see is not found (SPEC §2.A rule 6)
+            raise
+        return await super().update(ctx, id_, body, if_revision=if_revision)
 
     def interface(self, verb: str) -> Any:
         async def run(ctx: CallContext, id_: str, body: Any) -> tuple[int, Any]:
@@ -180,7 +185,16 @@ def resources(gw: Gateway) -> list[Resource]:
             Attr("ipv6_address_mode", as_string(32, nullable=True)),
             Attr("dns_nameservers", as_list(as_string(255), max_items=64), put=True, filter=False, sort=False),
             Attr("host_routes", as_list_of_dicts(max_items=256), put=True, filter=False, sort=False),
-            Attr("service_types", as_list(as_string(255), max_items=32), put=True, filter=False, sort=False),
+            # Admin only, on POST and PUT alike (create_subnet:service_types, update_subnet:service_types).
+            Attr(
+                "service_types",
+                as_list(as_string(255), max_items=32),
+                put=True,
+                admin_post=True,
+                admin_put=True,
+                filter=False,
+                sort=False,
+            ),
             ro("segment_id"),
             *standard_attrs(),
         ),

@@ -66,14 +66,14 @@ class Rbac:
     async def update(self, cmd: m.RbacUpdate) -> m.RbacReply:
         ctx = cmd.context
         target = rbac_target(cmd.target_tenant, None)
-        if target == "*" and not ctx.is_admin:
-            raise NotAuthorized("rule:update_rbac_policy:target_tenant is disallowed by policy")
         async with (
             db_errors("An RBAC policy with these attributes already exists", conflict_type="DuplicateEntry"),
             self.db.acquire() as conn,
             conn.transaction(),
         ):
-            row = await self._visible(conn, ctx, cmd.id)
+            row = await self._visible(conn, ctx, cmd.id)  # first: 404, not 403, for someone else's entry
+            if target == "*" and not ctx.is_admin:
+                raise NotAuthorized("rule:update_rbac_policy:target_tenant is disallowed by policy")
             await self._check_in_use(conn, row)
             if row["object_type"] == "subnetpool":
                 await self._check_scope_access(conn, row["object_id"], target)

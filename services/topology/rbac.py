@@ -116,14 +116,16 @@ class NetworkRbac:
     async def update(self, cmd: t.NetworkRbacUpdate) -> t.NetworkRbacReply:
         ctx = cmd.context
         target = rbac_target(cmd.target_tenant, None)
-        if target == "*" and not ctx.is_admin:
-            raise NotAuthorized("rule:update_rbac_policy:target_tenant is disallowed by policy", field="target_tenant")
         async with (
             db_errors("An RBAC policy with these attributes already exists", conflict_type="DuplicateEntry"),
             self.db.acquire() as conn,
             conn.transaction(),
         ):
-            row = await self._visible(conn, ctx, cmd.id)
+            row = await self._visible(conn, ctx, cmd.id)  # first: 404, not 403, for someone else's entry
+            if target == "*" and not ctx.is_admin:
+                raise NotAuthorized(
+                    "rule:update_rbac_policy:target_tenant is disallowed by policy", field="target_tenant"
+                )
             await check_rbac_removal(conn, row)
             await conn.execute("UPDATE network_rbac SET target_project = $2 WHERE id = $1", cmd.id, target)
             after = store.rbac_view(await conn.fetchrow("SELECT * FROM network_rbac WHERE id = $1", cmd.id))
