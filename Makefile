@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint schemas clean install os-deps
+.PHONY: demo test soak lint schemas clean install os-deps
 
 install: $(STAMP)
 
@@ -32,6 +32,16 @@ demo: $(STAMP) os-deps
 ## Every test: unit, contract, integration (real Postgres and NATS), datapath (root + netns).
 test: $(STAMP) os-deps
 	$(BIN)/pytest -q
+
+## The fault tests, long: NATS and Postgres outages and the kill -9 loop under load, each driven
+## for SOAK_SECONDS (CI runs short versions); the results go into docs/reliability.md.
+SOAK_SECONDS ?= 600
+soak: $(STAMP) os-deps
+	@mkdir -p build && rm -f build/soak.jsonl
+	SCOPENET_SOAK_SECONDS=$(SOAK_SECONDS) SCOPENET_SOAK_REPORT=$(CURDIR)/build/soak.jsonl \
+	  $(BIN)/pytest -q -s -p no:cacheprovider tests/faults; code=$$?; \
+	  $(BIN)/python scripts/soak_report.py build/soak.jsonl docs/reliability.md --seconds $(SOAK_SECONDS) \
+	    --exit-code $$code; exit $$code
 
 ## Static checks CI runs beside the tests. mypy and import-linter cannot follow setuptools'
 ## package-dir mapping (libs/ -> scopenet, services/ -> scopenet.services), so they read the

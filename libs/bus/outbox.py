@@ -6,7 +6,13 @@ same transaction that claimed them. If the relay dies after publishing but befor
 rows are published again with the same ``Nats-Msg-Id`` (the event id) and JetStream drops the
 duplicates: nothing lost, nothing doubled. Relays of several replicas take turns through an
 advisory lock, which keeps events in commit order. A NOTIFY wakes the relay right after a commit;
-a poll is only the safety net.
+a poll is only the safety net. The listening connection is watched: when Postgres restarts, the
+relay listens again on a new connection (and publishes what committed meanwhile) at once.
+
+An event that can never be published — larger than the server's max payload, or refused by
+JetStream as a bad request — would hold every later event behind it forever. It is moved to
+``outbox_dead`` instead (same transaction as the batch), logged and counted: kept for an operator
+to look at, never silently dropped, never blocking the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 import structlog
+from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
+from nats.js.errors import BadRequestError
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
@@ -27,6 +35,7 @@ from scopenet.contracts.subjects import EventSpec
 
 PUBLISHED = Counter("scopenet_outbox_published_total", "Events published by the outbox relay", ["service"])
 PENDING = Gauge("scopenet_outbox_pending", "Events waiting in the outbox", ["service"])
+DEAD = Counter("scopenet_outbox_dead_lettered_total", "Events moved to outbox_dead: never publishable", ["service"])
 
 OUTBOX_DDL = """
 CREATE TABLE outbox (
@@ -43,6 +52,26 @@ BEGIN
 END $$;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
 """
+
+#: Where an event goes that JetStream can never take (see the module docstring). ``event_id`` is
+#: text: topology's outbox ids are not all UUIDs.
+OUTBOX_DEAD_DDL = """
+CREATE TABLE outbox_dead (
+    id bigint PRIMARY KEY,
+    event_id text NOT NULL,
+    subject text NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamptz NOT NULL,
+    reason text NOT NULL,
+    dead_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+#: Seconds between the relay's attempts while NATS or Postgres is away (it backs off up to this).
+RETRY_MAX = 1.0
+
+#: Publish failures that no retry can cure: the message itself is the problem.
+PERMANENT = (MaxPayloadError, BadRequestError)
 
 
 def event_row(spec: EventSpec, resource: BaseModel, previous: BaseModel | None = None) -> tuple[uuid.UUID, str, str]:
@@ -91,22 +120,33 @@ class OutboxRelay:
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
+    def _listener_lost(self, *_: object) -> None:
+        self._wake.set()  # the loop notices the closed connection and listens again
+
     async def run(self) -> None:
-        listener = await self._listen()
-        delay = 0.05
+        listener: asyncpg.Connection | None = None
+        failures = 0
         try:
             while True:
+                if not _alive(listener):
+                    # (Re)listen before reading, so no commit after this point goes unnoticed; what
+                    # committed while nobody listened is read by the batch below.
+                    await self._release(listener)
+                    listener = await self._listen()
                 self._wake.clear()  # before reading, so a NOTIFY that lands during the batch is not lost
                 try:
                     sent = await self.publish_batch()
-                    delay = 0.05
-                except Exception as exc:  # NATS or Postgres away: keep the rows, retry later
-                    self._log.warning("outbox_publish_failed", error=str(exc) or type(exc).__name__)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    if listener is None:
-                        listener = await self._listen()
+                except Exception as exc:  # NATS or Postgres away: keep the rows, retry soon
+                    # Once a second at most (and said once per outage): what waits is published
+                    # within a second of the outage's end, and the log is not flooded meanwhile.
+                    log = self._log.warning if failures == 0 else self._log.debug
+                    log("outbox_publish_failed", error=str(exc) or type(exc).__name__)
+                    failures += 1
+                    await asyncio.sleep(min(0.05 * 2**failures, RETRY_MAX))
                     continue
+                if failures:
+                    self._log.info("outbox_publish_recovered", failed_attempts=failures)
+                    failures = 0
                 if sent == self.batch:
                     continue  # more waiting
                 self.drained.set()
@@ -114,18 +154,33 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
                 self.drained.clear()
         finally:
-            if listener is not None:
-                with contextlib.suppress(Exception):
-                    await listener.remove_listener(self._channel, self._notified)
-                    await self.pool.release(listener)
+            await self._release(listener)
 
     async def _listen(self) -> asyncpg.Connection | None:
+        """A pooled connection listening on the schema's channel; None while Postgres is away
+        (the poll covers the gap, and the next pass tries again)."""
+        conn: asyncpg.Connection | None = None
         try:
-            conn: asyncpg.Connection = await self.pool.acquire()
+            conn = await self.pool.acquire()
             await conn.add_listener(self._channel, self._notified)
+            conn.add_termination_listener(self._listener_lost)
             return conn
-        except Exception:
+        except Exception as exc:
+            self._log.debug("outbox_listen_failed", error=str(exc) or type(exc).__name__)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await self.pool.release(conn)
             return None
+
+    async def _release(self, conn: asyncpg.Connection | None) -> None:
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            conn.remove_termination_listener(self._listener_lost)
+            if _alive(conn):
+                await conn.remove_listener(self._channel, self._notified)
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn)
 
     async def publish_batch(self) -> int:
         """Publish up to ``batch`` events in id order; returns how many were published."""
@@ -142,9 +197,41 @@ class OutboxRelay:
                 return 0
             # Publish concurrently (JetStream keeps per-publisher order for one connection's
             # pipeline), but wait for every ack before deleting.
-            await asyncio.gather(
-                *(publish(self.js, r["subject"], r["payload"].encode(), msg_id=str(r["event_id"])) for r in rows)
+            results = await asyncio.gather(
+                *(publish(self.js, r["subject"], r["payload"].encode(), msg_id=str(r["event_id"])) for r in rows),
+                return_exceptions=True,
             )
+            dead = [(r, exc) for r, exc in zip(rows, results, strict=True) if isinstance(exc, PERMANENT)]
+            failed = [exc for exc in results if isinstance(exc, BaseException) and not isinstance(exc, PERMANENT)]
+            if failed:
+                raise failed[0]  # NATS away or slow: the whole batch again later (duplicates are dropped)
+            for r, exc in dead:
+                await conn.execute(
+                    """INSERT INTO outbox_dead (id, event_id, subject, payload, created_at, reason)
+                       SELECT id, event_id::text, subject, payload, created_at, $2 FROM outbox WHERE id = $1
+                       ON CONFLICT (id) DO NOTHING""",
+                    r["id"],
+                    f"{type(exc).__name__}: {exc}"[:2000],
+                )
+                self._log.error(
+                    "outbox_event_dead_lettered",
+                    event_id=str(r["event_id"]),
+                    subject=r["subject"],
+                    size=len(r["payload"]),
+                    error=str(exc) or type(exc).__name__,
+                )
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-            PUBLISHED.labels(self.schema).inc(len(rows))
+            PUBLISHED.labels(self.schema).inc(len(rows) - len(dead))
+            DEAD.labels(self.schema).inc(len(dead))
             return len(rows)
+
+
+def _alive(conn: asyncpg.Connection | None) -> bool:
+    """Is ``conn`` still an open connection of ours? A pooled connection Postgres dropped is closed,
+    or already detached from its proxy by the pool (asking it anything then raises)."""
+    if conn is None:
+        return False
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False

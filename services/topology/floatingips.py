@@ -9,6 +9,7 @@ topology-only changes; each republishes the RouterSpecs of the routers involved.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import uuid
 
 import asyncpg
@@ -16,7 +17,7 @@ from netaddr import IPNetwork
 
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
-from scopenet.errors import BadRequest, Conflict, NotFound
+from scopenet.errors import BadRequest, Conflict, NotFound, TransientError
 from scopenet.policy import (
     check_revision,
     not_found,
@@ -96,14 +97,20 @@ async def association(
             type="ExternalGatewayForFloatingIPNotFound",
             field="port_id",
         )
-    other = await conn.fetchval(
-        "SELECT id FROM floatingips WHERE port_id = $1 AND fixed_ip_address = $2::inet AND id <> $3 "
-        "AND floating_network_id = $4",
+    other = await conn.fetchrow(
+        "SELECT f.id, p.state FROM floatingips f JOIN ports p ON p.id = f.floating_port_id "
+        "WHERE f.port_id = $1 AND f.fixed_ip_address = $2::inet AND f.id <> $3 AND f.floating_network_id = $4",
         port_id,
         address,
         fip_id,
         network_id,
     )
+    if other is not None and other["state"] != "active":
+        # A create still running, or one that died half-way and waits for the reconciler's
+        # rollback: no client can see it, so "already has a floating IP" would be a riddle.
+        raise TransientError(
+            f"A floating IP for fixed IP {address} of port {port_id} is being created or rolled back; try again"
+        )
     if other is not None:
         raise Conflict(
             f"Cannot associate floating IP with port {port_id} using fixed IP {address}, as that fixed "
@@ -205,6 +212,15 @@ class FloatingIps:
                     if router is not None:
                         await self.d.specs.publish_for_routers(conn, [router])
             except BaseException:
+                # The client hears of a failure: the association goes now, the port's rollback
+                # (which needs IPAM) may wait for the reconciler.
+                with contextlib.suppress(Exception):
+                    async with self.db.acquire() as conn:
+                        await conn.execute(
+                            "UPDATE floatingips f SET port_id = NULL, fixed_ip_address = NULL, router_id = NULL "
+                            "FROM ports p WHERE f.id = $1 AND p.id = f.floating_port_id AND p.state <> 'active'",
+                            fip_id,
+                        )
                 await portsaga.abandon(self.d, port_id)
                 raise
         finally:
@@ -310,6 +326,13 @@ class FloatingIps:
             require_owner(ctx, row["project_id"], "delete", "floatingip")
             check_revision(cmd.if_revision, row["revision_number"])
             await portsaga.mark_deleting(conn, row["floating_port_id"])
+            # Deleted from here on, even if IPAM is away and the row waits for the reconciler: it
+            # no longer holds its port or router (no "in use by floating IP" refusal for a floating
+            # IP that answers 404, and the port may take a new one at once).
+            await conn.execute(
+                "UPDATE floatingips SET port_id = NULL, fixed_ip_address = NULL, router_id = NULL WHERE id = $1",
+                cmd.id,
+            )
             await emit(conn, "floatingip", "deleted", l3store.fip_view(row))
             if row["router_id"] is not None:
                 await self.d.specs.publish_for_routers(conn, [row["router_id"]])

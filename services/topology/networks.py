@@ -194,8 +194,12 @@ class Networks:
                 raise not_found("network", cmd.id)
             require_owner(ctx, row["project_id"], "delete", "network")
             check_revision(cmd.if_revision, row["revision_number"])
+            # A port whose delete was acknowledged (``deleting``: IPAM was away) is gone for everyone:
+            # it is finished below with the DHCP ports, it does not keep the network.
             busy = await conn.fetchval(
-                "SELECT count(*) FROM ports WHERE network_id = $1 AND device_owner <> $2", cmd.id, t.DEVICE_OWNER_DHCP
+                "SELECT count(*) FROM ports WHERE network_id = $1 AND device_owner <> $2 AND state <> 'deleting'",
+                cmd.id,
+                t.DEVICE_OWNER_DHCP,
             )
             if busy:
                 raise Conflict(

@@ -13,7 +13,7 @@ from netaddr import IPAddress
 from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import Conflict, DomainError, NotAuthorized
-from scopenet.policy import check_revision, not_found, owner_for_create, require_owner
+from scopenet.policy import check_revision, not_found, owner_for_create
 from scopenet.services.topology import fixedips, portsaga, store, validate
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
@@ -21,6 +21,8 @@ from scopenet.services.topology.listing import apply_filters
 from scopenet.services.topology.portcreate import PortCreates
 from scopenet.store.db import db_errors
 
+#: Ports of instances (Neutron's compute_device, baremetal_device, manila_device rules).
+_INSTANCE_OWNERS = ("compute:", "baremetal:", "manila:")
 _VISIBLE = """($2 OR p.project_id = $1 OR EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id
                AND n.project_id = $1))"""
 
@@ -135,7 +137,7 @@ class Ports:
             current = await conn.fetch("SELECT * FROM port_ips WHERE port_id = $1", cmd.id)
             wants: builtins.list[portsaga.Want] = []
             if "fixed_ips" in given:
-                if not net_owner and any(r.ip_address for r in body.fixed_ips or ()):
+                if not net_owner:  # update_port:fixed_ips is the network owner's, even by subnet only
                     raise NotAuthorized("(rule:update_port:fixed_ips) is disallowed by policy", field="fixed_ips")
                 subnets = await store.network_subnets(conn, [row["network_id"]])
                 plan = await fixedips.requested_plan(
@@ -194,8 +196,12 @@ class Ports:
         )
         if row is None or not (ctx.is_admin or ctx.project_id in (row["project_id"], row["net_owner"])):
             raise not_found("port", port_id)
-        if row["project_id"] != ctx.project_id:
-            require_owner(ctx, row["net_owner"], action, "port")
+        if not ctx.is_admin and row["project_id"] != ctx.project_id:
+            # The network's owner sees other projects' ports on its network but may not change them
+            # (Neutron's update_port is the port's project's); it may delete them, though not an
+            # instance's (delete_port: "not rule:compute_device and ...").
+            if action != "delete" or str(row["device_owner"]).startswith(_INSTANCE_OWNERS):
+                raise NotAuthorized(f"rule:{action}_port is disallowed by policy")
         return row
 
     @staticmethod
@@ -232,8 +238,11 @@ class Ports:
     async def remove(self, port_id: uuid.UUID) -> None:
         self.d.inflight.add(port_id)
         try:
-            async with db_errors(), self.db.acquire() as conn:
+            async with db_errors(), self.db.acquire() as conn, conn.transaction():
                 await portsaga.mark_deleting(conn, port_id)
+                # Gone for clients from this commit on, even while IPAM is away and the row waits
+                # for the reconciler: no floating IP stays associated with a port that answers 404.
+                await self.d.specs.publish_for_routers(conn, await portsaga.disassociate_fips(conn, port_id))
             async with db_errors():
                 await portsaga.finish_delete(self.d, port_id)
         finally:

@@ -182,9 +182,10 @@ async def abandon(deps: Deps, port_id: uuid.UUID) -> None:
     """
     try:
         async with deps.db.acquire() as conn:
+            # ``abandoned``: the port never existed for anyone, so its drop publishes no event.
             claimed = await conn.fetchval(
-                "UPDATE ports SET state = 'deleting', state_at = now() WHERE id = $1 AND state = 'allocating' "
-                "RETURNING true",
+                "UPDATE ports SET state = 'deleting', abandoned = true, state_at = now() "
+                "WHERE id = $1 AND state = 'allocating' RETURNING true",
                 port_id,
             )
         if claimed:
@@ -205,7 +206,20 @@ async def drop(deps: Deps, conn: asyncpg.Connection, port_id: uuid.UUID) -> None
             port_id,
         )
     }
-    for fip in await conn.fetch("SELECT id FROM floatingips WHERE port_id = $1", port_id):
+    await disassociate_fips(conn, port_id)
+    row = await conn.fetchrow("DELETE FROM ports WHERE id = $1 RETURNING *", port_id)
+    if row is not None and row["state"] != "allocating" and not row["abandoned"]:
+        from scopenet.services.topology.ports import port_view
+
+        await emit(conn, "port", "deleted", port_view(row, []))
+    await deps.specs.publish_for_routers(conn, routers)
+
+
+async def disassociate_fips(conn: asyncpg.Connection, port_id: uuid.UUID) -> set[uuid.UUID]:
+    """The floating IPs pointing at a port that goes become unassociated (as in Neutron), each with
+    its ``floatingip.updated`` event; returns the routers they went through (specs to republish)."""
+    routers: set[uuid.UUID] = set()
+    for fip in await conn.fetch("SELECT id, router_id FROM floatingips WHERE port_id = $1", port_id):
         before = await fip_view_row(conn, fip["id"])
         await conn.execute(
             "UPDATE floatingips SET port_id = NULL, fixed_ip_address = NULL, router_id = NULL, "
@@ -215,12 +229,9 @@ async def drop(deps: Deps, conn: asyncpg.Connection, port_id: uuid.UUID) -> None
         after = await fip_view_row(conn, fip["id"])
         if before is not None and after is not None:
             await emit(conn, "floatingip", "updated", after, before)
-    row = await conn.fetchrow("DELETE FROM ports WHERE id = $1 RETURNING *", port_id)
-    if row is not None and row["state"] != "allocating":
-        from scopenet.services.topology.ports import port_view
-
-        await emit(conn, "port", "deleted", port_view(row, []))
-    await deps.specs.publish_for_routers(conn, routers)
+        if fip["router_id"] is not None:
+            routers.add(fip["router_id"])
+    return routers
 
 
 async def mark_deleting(conn: asyncpg.Connection, port_id: uuid.UUID) -> None:

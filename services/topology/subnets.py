@@ -23,7 +23,7 @@ from scopenet.contracts import topology as t
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
 from scopenet.errors import Conflict, DomainError
 from scopenet.policy import check_revision, not_found, owner_for_create, require_owner
-from scopenet.services.topology import store, validate
+from scopenet.services.topology import portsaga, store, validate
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import NOBODY, emit
 from scopenet.services.topology.listing import apply_filters
@@ -283,6 +283,15 @@ class Subnets:
             raise await self._revert(subnet_id)
         for port_id in going:
             await self.d.ipam.release_ips(port_id, subnet_id=subnet_id)
+        # Ports whose delete topology acknowledged while IPAM was away still hold their addresses
+        # there until the reconciler finishes them; finish them now, or IPAM would refuse the
+        # release for ports nobody can see any more.
+        async with db_errors(), self.db.acquire() as conn:
+            pending = await conn.fetch(
+                "SELECT id FROM ports WHERE network_id = $1 AND state = 'deleting'", row["network_id"]
+            )
+        for p in pending:
+            await portsaga.finish_delete(self.d, p["id"])
         try:
             await self.d.ipam.release_subnet(subnet_id)
         except Conflict:
