@@ -26,6 +26,7 @@ from scopenet.bus.micro import CommandServer, Route, serve
 from scopenet.bus.outbox import OutboxRelay
 from scopenet.errors import TransientError
 from scopenet.health import HealthServer
+from scopenet.infra.natsauth import inbox_prefix
 from scopenet.settings import Settings
 from scopenet.store import migrate
 from scopenet.store.db import create_pool
@@ -63,6 +64,11 @@ async def connect_nats(url: str, *, name: str) -> NATS:
         name=f"scopenet-{name}",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py sleeps this long; a float works
+        # A silent partition (no FIN, no RST) is noticed after two unanswered pings: ~10 s, not the
+        # default 4 minutes — agents and topology judge liveness on that time scale.
+        ping_interval=5,
+        max_outstanding_pings=2,
+        inbox_prefix=inbox_prefix(url),  # replies on the user's own inbox (see contracts/permissions.py)
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         error_cb=error,
@@ -93,8 +99,8 @@ async def running(
             reraise=True,
         ):
             with attempt:
-                await migrate.upgrade(url=database_url, schema=schema, script_location=migrations)
-                db = await create_pool(database_url, schema=schema, size=settings.db_pool_size)
+                role = await migrate.upgrade(url=database_url, schema=schema, script_location=migrations)
+                db = await create_pool(database_url, schema=schema, size=settings.db_pool_size, role=role)
         stack.push_async_callback(db.close)
         nc = await connect_nats(nats_url, name=name)
         stack.push_async_callback(nc.drain)

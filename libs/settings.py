@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import re
 import socket
+from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -103,6 +105,34 @@ class Settings(BaseSettings):
 
     agent_heartbeat_interval: float = Field(default=2.0, gt=0)
     """Seconds between the L3 agent's heartbeats (keep well below topology's ``agent_ttl``, 10 s)."""
+
+    agent_fence: Literal["process", "nats", "off"] = "nats"
+    """When the L3 agent's routers stop forwarding on their own (the kernel lease in the host's
+    ``scopenet_fence`` table runs out ``ttl - heartbeat interval`` seconds after the last renewal):
+    ``nats`` (default) — the agent died, hung, *or* has been cut off from NATS that long, i.e. when
+    topology is about to move its routers elsewhere; ``process`` — only when the agent died or hung
+    (a NATS outage never stops forwarding, at the price of two live copies of a moved router while a
+    host is partitioned from NATS but not from its networks); ``off`` — never (Neutron's behaviour)."""
+
+    vxlan_local_ip: IPv4Address | None = None
+    """This host's VXLAN tunnel endpoint (Neutron linuxbridge's ``[vxlan] local_ip``): an address on
+    the underlay link, in the L3 agent's host namespace. Set: every network bridge the agent (or
+    ``scopenet instance create``) makes also gets ``vxlan-<vni>``, VNI = the network's segmentation
+    id, so networks span hosts; the underlay must carry the networks' MTU + 50 bytes. Unset: one host."""
+
+    vxlan_group: IPv4Address = IPv4Address("239.1.1.1")
+    """Multicast group the VXLAN devices flood unknown and broadcast frames to (Neutron's
+    ``vxlan_group``); used only with ``vxlan_local_ip``."""
+
+    vxlan_port: int = Field(default=4789, ge=1, le=65535)
+    """UDP port of the VXLAN devices (IANA's 4789)."""
+
+    @field_validator("vxlan_group")
+    @classmethod
+    def _group(cls, v: IPv4Address) -> IPv4Address:
+        if not v.is_multicast:
+            raise ValueError("vxlan_group must be an IPv4 multicast address (224.0.0.0/4)")
+        return v
 
     @field_validator("agent_id")
     @classmethod

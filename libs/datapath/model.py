@@ -24,6 +24,32 @@ class Veth:
     mtu: int
 
 
+@dataclass(frozen=True)
+class Underlay:
+    """How this host's networks reach the other hosts' (Neutron linuxbridge's ``[vxlan] local_ip``
+    and ``vxlan_group``): every network bridge gets a VXLAN device too, VNI = the network's
+    segmentation id, sending from ``local_ip`` and flooding to the multicast ``group``. None wherever
+    an underlay is asked for means a single host: bridges only."""
+
+    local_ip: str
+    group: str
+    port: int = 4789
+    """UDP destination port (IANA's 4789; Linux's own default, 8472, is pre-standard)."""
+
+
+@dataclass(frozen=True, order=True)
+class Vxlan:
+    """One network's VXLAN device on the host: a port of the network's bridge. Its underlay link
+    (``dev``) is the one holding ``local_ip``, looked up when the device is made."""
+
+    name: str
+    bridge: str
+    vni: int
+    local_ip: str
+    group: str
+    port: int
+
+
 @dataclass(frozen=True, order=True)
 class Address:
     ifname: str
@@ -63,6 +89,8 @@ class RouterState:
     nft_fingerprint: str | None = None
     """What the kernel showed after the last apply of ``nft`` (None: unknown, e.g. after a restart,
     in which case the table is replaced once so that no hand-made change survives a restart)."""
+    vxlans: tuple[Vxlan, ...] = ()
+    """One per bridge when the host has an underlay (``Underlay``), none on a single host."""
 
     @property
     def bridges(self) -> tuple[str, ...]:
@@ -95,6 +123,31 @@ class BridgeObs:
 
 
 @dataclass(frozen=True)
+class VxlanObs:
+    """A host link found under a ``Vxlan``'s name (``kind`` says whether it is one at all)."""
+
+    kind: str
+    vni: int | None
+    local_ip: str | None
+    group: str | None
+    port: int | None
+    learning: bool
+    master: str | None
+    up: bool
+
+    def matches(self, want: Vxlan) -> bool:
+        """Made as ``want`` asks (whatever it is plugged into: that is a ``SetLink`` away)."""
+        return (self.kind, self.vni, self.local_ip, self.group, self.port, self.learning) == (
+            "vxlan",
+            want.vni,
+            want.local_ip,
+            want.group,
+            want.port,
+            True,
+        )
+
+
+@dataclass(frozen=True)
 class NftObs:
     digest: str | None
     owner: str | None
@@ -117,6 +170,8 @@ class ObservedRouter:
     """Host-side links looked up by the names the desired state uses (stale ones are found here)."""
     bridges: dict[str, BridgeObs] = field(default_factory=dict)
     """The bridges the desired state needs (missing ones are absent from the dict)."""
+    vxlans: dict[str, VxlanObs] = field(default_factory=dict)
+    """Host links under the names of the desired state's VXLAN devices (missing ones are absent)."""
 
 
 # -- actions -----------------------------------------------------------------------------------
@@ -140,13 +195,24 @@ class DeleteNamespace:
 @dataclass(frozen=True)
 class EnsureBridge:
     name: str
+    vxlan: Vxlan | None = None
+    """Its VXLAN device, made with it (None: a single host)."""
+
+
+@dataclass(frozen=True)
+class EnsureVxlan:
+    """Make the bridge's VXLAN device as asked (a link under its name made otherwise is replaced),
+    plugged into the bridge and up."""
+
+    vxlan: Vxlan
 
 
 @dataclass(frozen=True)
 class DeleteBridge:
-    """Remove the bridge if it has no ports left. Whether it is empty is decided when applied
-    (under the adapter's bridge lock), not when planned: routers sharing a bridge are reconciled
-    concurrently, and only the last one to leave sees it empty."""
+    """Remove the bridge if it has no ports left — its VXLAN device does not count, and goes with
+    it. Whether it is empty is decided when applied (under the adapter's bridge lock), not when
+    planned: routers sharing a bridge are reconciled concurrently, and only the last one to leave
+    sees it empty."""
 
     name: str
 
@@ -155,6 +221,9 @@ class DeleteBridge:
 class CreateVeth:
     namespace: str
     veth: Veth
+    vxlan: Vxlan | None = None
+    """The bridge's VXLAN device, in case the bridge has to be made again (another router's last
+    port left it between observing and applying)."""
 
 
 @dataclass(frozen=True)
@@ -221,10 +290,26 @@ class ReplaceNftTable:
     text: str
 
 
+@dataclass(frozen=True)
+class Announce:
+    """Tell the network a port is (now) here: a gratuitous ARP per IPv4 address and an unsolicited
+    neighbour advertisement per IPv6 address, broadcast / to all nodes. A router that moved to
+    another host keeps its MACs, so the bridges' (and VXLAN's) learnt locations of those MACs
+    still point at the old host until a frame from the new one arrives: this is that frame.
+    Applied after the ports are forwarding."""
+
+    namespace: str
+    ifname: str
+    mac: str
+    addresses: tuple[str, ...]
+    """Plain addresses (no prefix length)."""
+
+
 Action = (
     CreateNamespace
     | DeleteNamespace
     | EnsureBridge
+    | EnsureVxlan
     | DeleteBridge
     | CreateVeth
     | DeleteLink
@@ -236,6 +321,7 @@ Action = (
     | DeleteRoute
     | SetSysctl
     | ReplaceNftTable
+    | Announce
 )
 
 
@@ -255,6 +341,10 @@ class Plan:
         return [describe(a) for a in self.actions]
 
 
+def _vxlan(v: Vxlan) -> str:
+    return f"{v.name} (vni {v.vni}, local {v.local_ip}, group {v.group}, dstport {v.port})"
+
+
 def _where(namespace: str | None) -> str:
     return "host" if namespace is None else "router"
 
@@ -266,8 +356,12 @@ def describe(action: Action) -> str:
             return f"create namespace {ns} ({len(s)} sysctls, nft table)"
         case DeleteNamespace(namespace=ns):
             return f"delete namespace {ns}"
-        case EnsureBridge(name=n):
+        case EnsureBridge(name=n, vxlan=None):
             return f"ensure bridge {n}"
+        case EnsureBridge(name=n, vxlan=Vxlan() as vx):
+            return f"ensure bridge {n} with {_vxlan(vx)}"
+        case EnsureVxlan(vxlan=vx):
+            return f"ensure {_vxlan(vx)} on {vx.bridge}"
         case DeleteBridge(name=n):
             return f"delete bridge {n} if empty"
         case CreateVeth(veth=v):
@@ -295,4 +389,6 @@ def describe(action: Action) -> str:
             return f"sysctl {k}={v}"
         case ReplaceNftTable():
             return "replace nft table"
+        case Announce(ifname=n, addresses=addrs):
+            return f"announce {' '.join(addrs)} on {n}"
     raise AssertionError(action)

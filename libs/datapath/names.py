@@ -4,7 +4,8 @@ Linux limits interface names to 15 characters, so ports are named like Neutron's
 prefix and the first 11 characters of the port id (``qr-1234abcd-56``). Namespace names are
 ``qrouter-<router id>``, as Neutron's, so an operator's muscle memory (``ip netns exec qrouter-…``)
 keeps working. Bridges are named after the network's segmentation id, which every agent on every
-host sees the same.
+host sees the same, and so are their VXLAN devices (``vxlan-<vni>``, VNI = segmentation id: at most
+24 bits, so at most 14 characters).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ INTERNAL_PREFIX = "qr-"
 GATEWAY_PREFIX = "qg-"
 PEER_PREFIX = "tap"
 BRIDGE_PREFIX = "brq-"
+VXLAN_PREFIX = "vxlan-"
 TABLE = "scopenet_router"
 """The nftables table (family ``inet``) that holds all of one router's rules, in its namespace."""
 
@@ -64,6 +66,10 @@ def peer_ifname(port_id: UUID | str) -> str:
 
 def bridge(segmentation_id: int) -> str:
     return f"{BRIDGE_PREFIX}{segmentation_id}"
+
+
+def vxlan(segmentation_id: int) -> str:
+    return f"{VXLAN_PREFIX}{segmentation_id}"
 
 
 def scope_mark(scope: Scope | None) -> int:

@@ -13,6 +13,9 @@ Order matters in three places:
   end of a veth deletes both, so host-side leftovers are deleted by name first.
 - Routes are re-issued (``replace``, idempotent) whenever a link or an address went away, because
   the kernel silently drops routes whose nexthop became unreachable.
+
+With an underlay, each bridge's VXLAN device is part of the bridge's desired state: made with the
+bridge, made again if it went missing or was changed, plugged back if it left the bridge.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from scopenet.datapath.model import (
     Action,
     AddAddress,
+    Announce,
     CreateNamespace,
     CreateVeth,
     DeleteAddress,
@@ -29,6 +33,7 @@ from scopenet.datapath.model import (
     DeleteNamespace,
     DeleteRoute,
     EnsureBridge,
+    EnsureVxlan,
     ObservedRouter,
     Plan,
     ReplaceNftTable,
@@ -83,19 +88,28 @@ def _converge(desired: RouterState, observed: ObservedRouter) -> list[Action]:
             else:
                 out.append(DeleteLink(ns, name))
 
+    vxlans = {v.bridge: v for v in desired.vxlans}
     for b in desired.bridges:
-        bridge = observed.bridges.get(b)
+        bridge, vx = observed.bridges.get(b), vxlans.get(b)
         if bridge is None:
-            out.append(EnsureBridge(b))
-        elif not bridge.up:
+            out.append(EnsureBridge(b, vx))
+            continue
+        if not bridge.up:
             out.append(SetLink(None, b, up=True))
+        if vx is None:
+            continue
+        seen = observed.vxlans.get(vx.name)
+        if seen is None or not seen.matches(vx):
+            out.append(EnsureVxlan(vx))
+        elif seen.master != b or not seen.up:
+            out.append(SetLink(None, vx.name, master=b if seen.master != b else None))
 
     created: set[str] = set()
     for v in desired.veths:
         if v.name not in keep:
             if v.peer in observed.host_peers:
                 out.append(DeleteLink(None, v.peer))  # a leftover whose partner is gone or wrong
-            out.append(CreateVeth(ns, v))
+            out.append(CreateVeth(ns, v, vxlans.get(v.bridge)))
             created.add(v.name)
             continue
         link = observed.links[v.name]
@@ -129,6 +143,13 @@ def _converge(desired: RouterState, observed: ObservedRouter) -> list[Action]:
     # Bridges this router just left: removed if nobody else is on them (decided when applied).
     left = {link.peer.master for n, link in observed.links.items() if link.peer and link.peer.master and n not in keep}
     out += [DeleteBridge(b) for b in sorted({b for b in left if b} - set(desired.bridges))]
+
+    # Ports that just appeared (or gained addresses) here: tell the networks where they are now.
+    fresh_ports = created | {a.ifname for a in new}
+    for v in desired.veths:
+        addrs = tuple(sorted(a.cidr.split("/")[0] for a in desired.addresses if a.ifname == v.name))
+        if v.name in fresh_ports and addrs:
+            out.append(Announce(ns, v.name, v.mac, addrs))
     return out
 
 

@@ -2,6 +2,8 @@
 
 A router that is not present, or is administratively down, has no kernel state at all (Neutron's
 legacy agent removes the namespace of a router that is set down), so ``desired_state`` returns None.
+On a host with an underlay every bridge the router uses also has its VXLAN device (``network_vxlan``,
+which the instance plug tool uses too, so both make the same device).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import ipaddress
 
 from scopenet.contracts.routerspec import RouterPort, RouterSpec
 from scopenet.datapath import names, nft
-from scopenet.datapath.model import Address, Route, RouterState, Veth
+from scopenet.datapath.model import Address, Route, RouterState, Underlay, Veth, Vxlan
 
 #: Inside every router namespace. DAD is off because the addresses come from IPAM (unique by
 #: construction) and a tentative address would black-hole traffic for 1-2 s after every change.
@@ -61,11 +63,26 @@ def _routes(spec: RouterSpec) -> set[Route]:
     return {Route(dst, via) for dst, via in by_dst.items()}
 
 
-def desired_state(spec: RouterSpec, *, owner: str, nft_fingerprint: str | None = None) -> RouterState | None:
+def network_vxlan(segmentation_id: int, underlay: Underlay) -> Vxlan:
+    """The VXLAN device of the network with this segmentation id (its VNI) on the bridge it spans."""
+    return Vxlan(
+        name=names.vxlan(segmentation_id),
+        bridge=names.bridge(segmentation_id),
+        vni=segmentation_id,
+        local_ip=underlay.local_ip,
+        group=underlay.group,
+        port=underlay.port,
+    )
+
+
+def desired_state(
+    spec: RouterSpec, *, owner: str, nft_fingerprint: str | None = None, underlay: Underlay | None = None
+) -> RouterState | None:
     if not spec.present or not spec.admin_state_up:
         return None
     veths: list[Veth] = []
     addresses: set[Address] = set()
+    segments = {p.segmentation_id for p in (spec.gateway, *spec.interfaces) if p is not None}
     for port in spec.interfaces:
         ifname = names.internal_ifname(port.port_id)
         veths.append(_veth(ifname, port))
@@ -85,4 +102,5 @@ def desired_state(spec: RouterSpec, *, owner: str, nft_fingerprint: str | None =
         sysctls=ROUTER_SYSCTLS,
         nft=nft.render(spec, owner=owner),
         nft_fingerprint=nft_fingerprint,
+        vxlans=tuple(network_vxlan(seg, underlay) for seg in sorted(segments)) if underlay else (),
     )

@@ -4,7 +4,8 @@ Every action is idempotent at this level too ("add" that finds the thing there, 
 finds it gone, both succeed), because a plan can race with the kernel: a namespace deleted by hand
 takes its veths with it asynchronously, and an agent killed mid-apply leaves a half-done plan that
 the next one repeats. Bridge changes are serialised (one lock) because routers share bridges: one
-router must not delete a bridge another is plugging into.
+router must not delete a bridge another is plugging into. Bridges and their VXLAN devices are made
+and removed by ``scopenet.netlink.vxlan`` (the instance plug tool makes them the same way).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from scopenet.datapath import names
+from scopenet.datapath import announce, names
 from scopenet.datapath.model import (
     Action,
     AddAddress,
+    Announce,
     CreateNamespace,
     CreateVeth,
     DeleteAddress,
@@ -29,6 +31,7 @@ from scopenet.datapath.model import (
     DeleteNamespace,
     DeleteRoute,
     EnsureBridge,
+    EnsureVxlan,
     Plan,
     ReplaceNftTable,
     ReplaceRoute,
@@ -36,14 +39,14 @@ from scopenet.datapath.model import (
     SetSysctl,
     describe,
 )
-from scopenet.netlink import libnft, rtnl
+from scopenet.netlink import libnft, rtnl, vxlan
 from scopenet.netlink.errors import KernelError
 from scopenet.netlink.rtnl import (
     IFA_F_NODAD,
     MISSING,
-    bridge_ports,
     delete_group,
     link_by_name,
+    tolerate,
     wait_forwarding,
     write_sysctls,
 )
@@ -70,6 +73,9 @@ class _Indexes:
             self._known[key] = await rtnl.index_of(ipr, name)
         return self._known[key]
 
+    def learn(self, ipr: AsyncIPRoute, name: str, index: int) -> None:
+        self._known[(id(ipr), name)] = index
+
     def forget(self, ipr: AsyncIPRoute, name: str) -> None:
         self._known.pop((id(ipr), name), None)
 
@@ -82,7 +88,11 @@ async def apply_plan(kernel: Kernel, plan: Plan) -> dict[str, Any] | None:
     written: dict[str, Any] | None = None
     indexes = _Indexes()
     plugged: list[str] = []
+    announces: list[Announce] = []
     for action in plan.actions:
+        if isinstance(action, Announce):
+            announces.append(action)  # once the ports forward (below)
+            continue
         try:
             listing = await _apply(kernel, action, indexes)
         except NetlinkError as exc:
@@ -94,12 +104,26 @@ async def apply_plan(kernel: Kernel, plan: Plan) -> dict[str, Any] | None:
         if isinstance(action, CreateVeth):
             plugged.append(action.veth.peer)
         elif isinstance(action, SetLink) and action.namespace is None and action.master:
-            plugged.append(action.name)
+            if not action.name.startswith(names.VXLAN_PREFIX):  # no carrier to wait for (operstate UNKNOWN)
+                plugged.append(action.name)
     if plugged:
         late = await wait_forwarding(kernel.host_route(), plugged)
         if late:
             raise KernelError(f"bridge ports not forwarding after 2 s: {', '.join(late)}")
+    for a in announces:
+        try:
+            await kernel.ns.call(a.namespace, lambda a=a: _announce(a))  # type: ignore[misc]
+        except OSError as exc:
+            raise KernelError(f"{describe(a)}: {exc.strerror or exc}") from exc
     return written
+
+
+def _announce(a: Announce) -> None:
+    """Send the port's announcements (inside its namespace, through a packet socket on it)."""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((a.ifname, 0))
+        for frame in announce.frames(a.mac, a.addresses):
+            s.send(frame)
 
 
 async def _ipr(kernel: Kernel, namespace: str | None) -> AsyncIPRoute:
@@ -139,54 +163,56 @@ async def _apply(kernel: Kernel, action: Action, index_of: _Indexes) -> dict[str
             index_of.clear()
             kernel.drop(old)
             await ns.run(lambda: ns.delete(old))
-        case EnsureBridge(name=name):
+        case EnsureBridge(name=name, vxlan=vx):
             async with kernel.bridge_lock:
                 host = kernel.host_route()
-                if await link_by_name(host, name) is None:
-                    await _tolerate(host.link("add", ifname=name, kind="bridge"), errno.EEXIST)
                 index_of.forget(host, name)
-                await host.link("set", index=await index_of(host, name), state="up")
+                await vxlan.ensure_bridge(host, name, vx)
+        case EnsureVxlan(vxlan=vx):
+            async with kernel.bridge_lock:
+                host = kernel.host_route()
+                index_of.forget(host, vx.name)
+                await vxlan.ensure_vxlan(host, vx)
         case DeleteBridge(name=name):
             async with kernel.bridge_lock:
                 host = kernel.host_route()
-                msg = await link_by_name(host, name)
-                if msg is not None and not await bridge_ports(host, msg["index"]):
-                    index_of.forget(host, name)
-                    await _tolerate(host.link("del", index=msg["index"]), *MISSING)
-        case CreateVeth(namespace=name, veth=v):
+                index_of.forget(host, name)
+                await vxlan.delete_bridge_if_empty(host, name)
+        case CreateVeth(namespace=name, veth=v, vxlan=vx):
+            # Three round trips (a router is mostly veths, and an agent taking over a dead one's
+            # routers makes hundreds): both ends made and this one up in one request, which echoes
+            # its index for the addresses; the bridge looked up; the host end plugged and up by name.
             ipr = (await kernel.handle(name, verify=False)).ipr
-            await ipr.link(
-                "add",
-                ifname=v.name,
-                kind="veth",
-                address=v.mac,
+            index = await rtnl.add_veth(
+                ipr,
+                name=v.name,
+                mac=v.mac,
                 mtu=v.mtu,
                 group=names.LINK_GROUP,
-                peer={"ifname": v.peer, "net_ns_fd": kernel.host_fd, "mtu": v.mtu},
+                peer=v.peer,
+                peer_netns_fd=kernel.host_fd,
             )
-            await ipr.link("set", index=await index_of(ipr, v.name), state="up")
+            index_of.learn(ipr, v.name, index)
             async with kernel.bridge_lock:  # the bridge may have gone with another router's last port
                 host = kernel.host_route()
-                if await link_by_name(host, v.bridge) is None:
-                    await host.link("add", ifname=v.bridge, kind="bridge")
-                    index_of.forget(host, v.bridge)
-                    await host.link("set", index=await index_of(host, v.bridge), state="up")
-                master = await index_of(host, v.bridge)
-                await host.link("set", index=await index_of(host, v.peer), master=master, state="up")
+                bridge = await link_by_name(host, v.bridge)
+                index_of.forget(host, v.bridge)
+                master = int(bridge["index"]) if bridge is not None else await vxlan.ensure_bridge(host, v.bridge, vx)
+                await rtnl.plug(host, v.peer, master)
         case DeleteLink(namespace=name, name=ifname):
             ipr = await _ipr(kernel, name)
             index_of.forget(ipr, ifname)
             msg = await link_by_name(ipr, ifname)
             if msg is not None:
-                await _tolerate(ipr.link("del", index=msg["index"]), *MISSING)
+                await tolerate(ipr.link("del", index=msg["index"]), *MISSING)
         case DeleteLinks(namespace=name, names=ifnames):
             ipr = await _ipr(kernel, name)
             index_of.clear()
-            await _tolerate(delete_group(ipr, names.LINK_GROUP), *MISSING)
+            await tolerate(delete_group(ipr, names.LINK_GROUP), *MISSING)
             for ifname in ifnames:  # anything not in the group (made by hand, older agents)
                 msg = await link_by_name(ipr, ifname)
                 if msg is not None:
-                    await _tolerate(ipr.link("del", index=msg["index"]), *MISSING)
+                    await tolerate(ipr.link("del", index=msg["index"]), *MISSING)
         case SetLink(namespace=name, name=ifname, mac=mac, mtu=mtu, master=master, up=up):
             ipr = await _ipr(kernel, name)
             attrs: dict[str, Any] = {"state": "up" if up else "down"}
@@ -208,16 +234,16 @@ async def _apply(kernel: Kernel, action: Action, index_of: _Indexes) -> dict[str
             if isinstance(action, AddAddress):
                 if iface.version == 6:
                     args["flags"] = IFA_F_NODAD
-                await _tolerate(ipr.addr("add", **args), errno.EEXIST)
+                await tolerate(ipr.addr("add", **args), errno.EEXIST)
             else:
-                await _tolerate(ipr.addr("del", **args), *MISSING)
+                await tolerate(ipr.addr("del", **args), *MISSING)
         case ReplaceRoute(namespace=name, route=r) | DeleteRoute(namespace=name, route=r):
             ipr = (await kernel.handle(name, verify=False)).ipr
             spec = {"dst": r.dst, "gateway": r.via, "table": RT_TABLE_MAIN, "proto": RTPROT_STATIC}
             if isinstance(action, ReplaceRoute):
                 await ipr.route("replace", **spec)
             else:
-                await _tolerate(ipr.route("del", **spec), *MISSING)
+                await tolerate(ipr.route("del", **spec), *MISSING)
         case SetSysctl(namespace=name, key=key, value=value):
             await ns.call(name, lambda: write_sysctls([(key, value)]))
         case ReplaceNftTable(namespace=name, text=text):
@@ -225,11 +251,3 @@ async def _apply(kernel: Kernel, action: Action, index_of: _Indexes) -> dict[str
         case _:
             raise AssertionError(action)
     return None
-
-
-async def _tolerate(request: Any, *codes: int) -> None:
-    try:
-        await request
-    except NetlinkError as exc:
-        if exc.code not in codes:
-            raise

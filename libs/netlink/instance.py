@@ -2,8 +2,11 @@
 
 It has one interface, ``eth0`` (a veth whose other end is plugged into the network's bridge in the
 host namespace), the port's MAC and addresses (IPv6 without DAD), default routes via the subnets'
-gateways, and optional extra routes. The demo, the tests and ``scopenet instance`` use it; the
-"external host" of the seed scenario is one too, on the external network's bridge.
+gateways, and optional extra routes. The bridge is made if this host has none yet, with the
+network's VXLAN device when the host has an underlay (``scopenet.netlink.vxlan``, as the agent
+makes it), and removed with the instance when nothing else is plugged into it. The demo, the tests
+and ``scopenet instance`` use it; the "external host" of the seed scenario is one too, on the
+external network's bridge.
 
 Commands run inside it through ``nsenter --net=/proc/self/fd/N`` with the namespace passed as an
 open fd, so this works even when the namespace's name is only visible to the namespace thread (a
@@ -21,10 +24,28 @@ import socket
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from pyroute2.netlink.exceptions import NetlinkError
+
+from scopenet.datapath import names
+from scopenet.datapath.model import Vxlan
 from scopenet.netlink.errors import KernelError
 from scopenet.netlink.namespaces import Namespaces
-from scopenet.netlink.rtnl import IFA_F_NODAD, index_of, link_by_name, open_ipr, wait_forwarding, write_sysctls
+from scopenet.netlink.rtnl import (
+    IFA_F_NODAD,
+    MISSING,
+    index_of,
+    link_by_index,
+    link_by_name,
+    open_ipr,
+    wait_forwarding,
+    write_sysctls,
+)
+from scopenet.netlink.vxlan import delete_bridge_if_empty, ensure_bridge
+
+if TYPE_CHECKING:
+    from pyroute2 import AsyncIPRoute
 
 NAMESPACE_PREFIX = "qinst-"
 IFNAME = "eth0"
@@ -57,6 +78,8 @@ class TestInstance:
     routes: list[tuple[str, str]] = field(default_factory=list)
     mtu: int = 1500
     port_id: str | None = None
+    vxlan: Vxlan | None = None
+    """The network's VXLAN device, made with the bridge if the host has none yet (None: one host)."""
 
     @property
     def namespace(self) -> str:
@@ -89,9 +112,20 @@ class TestInstance:
         host: str | None = None,
         mtu: int = 1500,
         port_id: str | None = None,
+        vxlan: Vxlan | None = None,
     ) -> TestInstance:
         inst = cls(
-            namespaces, name, host, bridge, mac.lower(), list(addresses), list(gateways), list(routes), mtu, port_id
+            namespaces,
+            name,
+            host,
+            bridge,
+            mac.lower(),
+            list(addresses),
+            list(gateways),
+            list(routes),
+            mtu,
+            port_id,
+            vxlan,
         )
         await inst._build()
         return inst
@@ -121,11 +155,7 @@ class TestInstance:
             )
             eth0 = await index_of(ipr, IFNAME)
             await ipr.link("set", index=eth0, state="up")
-            if await link_by_name(host, self.bridge) is None:
-                await host.link("add", ifname=self.bridge, kind="bridge")
-            br = await index_of(host, self.bridge)
-            await host.link("set", index=br, state="up")
-            await host.link("set", index=await index_of(host, self.peer), master=br, state="up")
+            await self._plug(host)
             if await wait_forwarding(host, [self.peer]):
                 raise KernelError(f"instance {self.name}: bridge port {self.peer} not forwarding after 2 s")
             for cidr in self.addresses:
@@ -142,6 +172,18 @@ class TestInstance:
             host.close()
             os.close(host_fd)
 
+    async def _plug(self, host: AsyncIPRoute) -> None:
+        """Into the bridge, made if missing; again if the bridge went in between (an agent's last
+        router on the network removed it: it was empty then)."""
+        for attempt in range(3):
+            br = await ensure_bridge(host, self.bridge, self.vxlan)
+            try:
+                await host.link("set", index=await index_of(host, self.peer), master=br, state="up")
+                return
+            except NetlinkError as exc:
+                if exc.code not in MISSING or attempt == 2:
+                    raise
+
     @classmethod
     def attach(cls, namespaces: Namespaces, name: str, *, host: str | None = None) -> TestInstance:
         """An existing instance by name (e.g. from another process), for ``exec``/``socket``/``delete``."""
@@ -149,18 +191,28 @@ class TestInstance:
 
     async def delete(self) -> None:
         """Unplug and remove the instance. Deleting ``eth0`` takes its bridge port with it at once
-        (a namespace's own teardown is asynchronous)."""
+        (a namespace's own teardown is asynchronous); a network bridge left with no port but its
+        VXLAN device goes too, so this host stops carrying the network."""
         ns = self.namespaces
         name = self.namespace
         if await ns.run(lambda: ns.identity(name)) is None:
             return
         ipr = await open_ipr(await ns.call(name, ns.route_socket))
         try:
+            host = await open_ipr(await ns.call(self.host, ns.route_socket))
+        except KernelError:  # the host namespace is gone, and its bridges with it
+            host = None
+        try:
             msg = await link_by_name(ipr, IFNAME)
             if msg is not None:
+                bridge = await _bridge_of_peer(host, msg) if host is not None else None
                 await ipr.link("del", index=msg["index"])
+                if host is not None and bridge is not None and bridge.startswith(names.BRIDGE_PREFIX):
+                    await delete_bridge_if_empty(host, bridge)
         finally:
             ipr.close()
+            if host is not None:
+                host.close()
         await ns.run(lambda: ns.delete(name))
 
     # -- using it ---------------------------------------------------------------------------------
@@ -195,3 +247,12 @@ class TestInstance:
         s = await self.namespaces.call(self.namespace, lambda: socket.socket(family, kind))
         s.setblocking(False)
         return s
+
+
+async def _bridge_of_peer(host: AsyncIPRoute, eth0: Any) -> str | None:
+    """The bridge the host end of ``eth0`` is plugged into (None: not found in that namespace)."""
+    peer = await link_by_index(host, eth0.get("link")) if eth0.get("link") else None
+    if peer is None or peer.get("link") != eth0["index"] or not peer.get("master"):
+        return None
+    bridge = await link_by_index(host, peer.get("master"))
+    return bridge.get("ifname") if bridge is not None else None

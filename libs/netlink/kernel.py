@@ -10,8 +10,9 @@ context made inside the router's namespace (see ``libnft``).
 Handles are cached per namespace and checked against the namespace's inode on every observation,
 so a namespace deleted and recreated by hand is never written through a stale socket.
 
-The *host* namespace holds the bridges (one per network) and the host ends of the veths. It is a
-named namespace (``host="…"``; created if missing) or, with ``host=None``, the agent's own.
+The *host* namespace holds the bridges (one per network), their VXLAN devices when the host has an
+underlay, and the host ends of the veths. It is a named namespace (``host="…"``; created if
+missing) or, with ``host=None``, the agent's own.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from scopenet.datapath.model import (
     Route,
     RouterState,
 )
-from scopenet.netlink import libnft
+from scopenet.netlink import libnft, vxlan
 from scopenet.netlink.apply import apply_plan
 from scopenet.netlink.errors import KernelError
 from scopenet.netlink.namespaces import Namespaces
@@ -193,8 +194,13 @@ class Kernel:
             if msg is not None:
                 peer_msgs[msg["index"]] = msg
         host_peers = {m.get("ifname"): await self._peer(m, masters) for m in peer_msgs.values()}
+        vxlans = {}
+        for vx in desired.vxlans if desired else ():
+            msg = await link_by_name(host, vx.name)
+            if msg is not None:
+                vxlans[vx.name] = vxlan.observe(msg, await self._master(msg, masters))
         if probe is None:
-            return ObservedRouter(router_id, namespace, False, host_peers=host_peers, bridges=bridges)
+            return ObservedRouter(router_id, namespace, False, host_peers=host_peers, bridges=bridges, vxlans=vxlans)
 
         ipr = self.handles[namespace].ipr
         links: dict[str, LinkObs] = {}
@@ -234,16 +240,22 @@ class Kernel:
             nft=nft.parse_listing(table) if table is not None else None,
             host_peers=host_peers,
             bridges=bridges,
+            vxlans=vxlans,
         )
 
     async def _peer(self, msg: Any, masters: dict[int, str]) -> PeerObs:
-        master = None
-        if index := msg.get("master"):
-            if index not in masters:
-                m = await link_by_index(self.host_route(), index)
-                masters[index] = m.get("ifname") if m is not None else ""
-            master = masters[index] or None
+        master = await self._master(msg, masters)
         return PeerObs(name=msg.get("ifname"), master=master, mtu=msg.get("mtu") or 0, up=bool(msg["flags"] & 1))
+
+    async def _master(self, msg: Any, masters: dict[int, str]) -> str | None:
+        """The name of the bridge a host link is plugged into (``masters``: names known by index)."""
+        index = msg.get("master")
+        if not index:
+            return None
+        if index not in masters:
+            m = await link_by_index(self.host_route(), index)
+            masters[index] = m.get("ifname") if m is not None else ""
+        return masters[index] or None
 
     async def _bridges(self, wanted: Iterable[str]) -> dict[str, BridgeObs]:
         host = self.host_route()

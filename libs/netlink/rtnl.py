@@ -15,15 +15,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
+from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_GETROUTE
+from pyroute2.netlink.nlsocket import NetlinkRequest
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_GETROUTE, RTM_NEWLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from scopenet.netlink.errors import KernelError
 
 IFA_F_NODAD = 0x02
+IFF_UP = 0x1
+_CREATE_ECHO = "scopenet_create_echo"
+# pyroute2 names request flags by mode; this one is "create", with the new link echoed back.
+NetlinkRequest.flags[_CREATE_ECHO] = NetlinkRequest.flags["create"] | NLM_F_ECHO
 MISSING = (errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENOENT)
 
 
@@ -32,6 +37,15 @@ async def open_ipr(sock: socket.socket) -> AsyncIPRoute:
     ipr = AsyncIPRoute(use_socket=sock)
     await ipr.setup_endpoint()
     return ipr
+
+
+async def tolerate(request: Any, *codes: int) -> None:
+    """Await a netlink request, taking the listed errors as success (idempotent add and delete)."""
+    try:
+        await request
+    except NetlinkError as exc:
+        if exc.code not in codes:
+            raise
 
 
 async def link_by_name(ipr: AsyncIPRoute, name: str) -> Any | None:
@@ -61,6 +75,41 @@ async def index_of(ipr: AsyncIPRoute, name: str) -> int:
     if msg is None:
         raise KernelError(f"no link {name}")
     return int(msg["index"])
+
+
+async def add_veth(
+    ipr: AsyncIPRoute, *, name: str, mac: str, mtu: int, group: int, peer: str, peer_netns_fd: int
+) -> int:
+    """A veth pair in one request: ``name`` here, up, and ``peer`` in the namespace ``peer_netns_fd``
+    (down); the index of ``name``, from the link the kernel echoes back (no lookup afterwards)."""
+    made = await ipr.link(
+        "add",
+        ifname=name,
+        kind="veth",
+        address=mac,
+        mtu=mtu,
+        group=group,
+        state="up",
+        peer={"ifname": peer, "net_ns_fd": peer_netns_fd, "mtu": mtu},
+        command_map={"add": (RTM_NEWLINK, _CREATE_ECHO)},
+    )
+    for msg in made:
+        if msg["header"]["type"] == RTM_NEWLINK and msg.get("ifname") == name:
+            return int(msg["index"])
+    return await index_of(ipr, name)  # a kernel that does not echo
+
+
+async def plug(ipr: AsyncIPRoute, name: str, master: int) -> None:
+    """Put the link ``name`` into the bridge with index ``master`` and bring it up: one request, by
+    name (the kernel finds the link; ENODEV when there is none)."""
+    msg = ifinfmsg()
+    msg["family"] = 0
+    msg["index"] = 0
+    msg["flags"] = IFF_UP
+    msg["change"] = IFF_UP
+    msg["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MASTER", master)]
+    async for _ in await ipr.nlm_request(msg, RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK):
+        pass
 
 
 async def bridge_ports(ipr: AsyncIPRoute, bridge_index: int) -> list[str]:

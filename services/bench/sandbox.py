@@ -9,8 +9,10 @@ interfaces, routes and firewall are out of their reach. The sandbox outlives tho
 kill -9 leaves their kernel state for the next one to adopt) and vanishes with this one.
 
 The only way out is one this process opens: a TCP relay listening on the sandbox's loopback that
-forwards to NATS on the machine's loopback (``expose``). Probes of a process inside are made with
-a socket opened in the sandbox (``http_get``).
+forwards to NATS on the machine's loopback (``expose``). ``cut()`` closes the relayed connections
+and refuses new ones until ``restore()``: the sandbox is then cut off from NATS, as a host whose
+network to the control plane failed. Probes of a process inside are made with a socket opened in
+the sandbox (``http_get``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class AgentSandbox:
         self._tid = 0
         self._servers: list[asyncio.Server] = []
         self._pumps: set[asyncio.Task[None]] = set()
+        self.is_cut = False
+        """While True, ``expose``'s relays refuse connections (see ``cut``)."""
 
     async def start(self) -> Self:
         await self.ns.start()
@@ -81,7 +85,10 @@ class AgentSandbox:
         return [nsenter, f"--net={self.ns_path('net')}", f"--mount={self.ns_path('mnt')}", "--", *argv]
 
     def spawn(self, argv: Sequence[str], *, env: Mapping[str, str], **popen: Any) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.argv(argv), env=dict(env), **popen)
+        """Start ``argv`` inside the sandbox; it is killed if this process dies first (a process left
+        running would outlive its sandbox's namespaces and keep the kernel busy for nothing)."""
+        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+        return subprocess.Popen(self.argv([setpriv, "--pdeathsig", "KILL", "--", *argv]), env=dict(env), **popen)
 
     async def _listener(self) -> socket.socket:
         """A TCP socket listening on the sandbox's loopback (made on its thread, used from the loop)."""
@@ -103,6 +110,9 @@ class AgentSandbox:
         host, port = target.hostname or "127.0.0.1", target.port or 4222
 
         async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self.is_cut:
+                writer.close()
+                return
             try:
                 up_reader, up_writer = await asyncio.open_connection(host, port)
             except OSError:
@@ -117,7 +127,19 @@ class AgentSandbox:
 
         listener = await self._listener()
         self._servers.append(await asyncio.start_server(relay, sock=listener))
-        return f"nats://127.0.0.1:{listener.getsockname()[1]}"
+        creds = target.netloc.rpartition("@")[0]  # the same user logs in through the relay
+        return f"nats://{creds + '@' if creds else ''}127.0.0.1:{listener.getsockname()[1]}"
+
+    def cut(self) -> None:
+        """Cut the sandbox off from what ``expose`` reaches: every relayed connection is closed now
+        (its peers see the connection drop) and new ones are closed as they come, until ``restore``."""
+        self.is_cut = True
+        for task in list(self._pumps):
+            task.cancel()
+
+    def restore(self) -> None:
+        """Relay connections again (clients inside reconnect on their own)."""
+        self.is_cut = False
 
     async def http_get(self, port: int, path: str, *, timeout: float = 3.0) -> tuple[int, Any]:
         """``GET http://127.0.0.1:<port><path>`` inside the sandbox: (status, JSON body or text)."""

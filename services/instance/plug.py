@@ -3,7 +3,9 @@
 An instance is a network namespace ``qinst-<name>`` with one interface, ``eth0``, plugged into the
 bridge of the port's network (``brq-<segmentation id>``) in the stack's host namespace, with the
 port's MAC and addresses and a default route via each of its subnets' gateways — what Nova and
-the L2 agent would give a VM, without either (``scopenet.netlink.TestInstance``).
+the L2 agent would give a VM, without either (``scopenet.netlink.TestInstance``). On a host with an
+underlay (``SCOPENET_VXLAN_LOCAL_IP``, as its L3 agent has) a bridge made here gets the network's
+VXLAN device, so the instance reaches its router wherever that runs.
 
 The port, its network and subnets are looked up over NATS (topology's ``port.get``,
 ``network.get``, ``subnet.get``, as an admin), so the instance matches what the API shows. The
@@ -29,6 +31,8 @@ from scopenet.bus.client import BusClient
 from scopenet.contracts.base import ByIdCommand, CallContext
 from scopenet.contracts.subjects import TOPOLOGY_ENDPOINTS, Endpoint
 from scopenet.datapath import names
+from scopenet.datapath.model import Underlay
+from scopenet.datapath.render import network_vxlan
 from scopenet.infra.embedded import running_stack
 from scopenet.netlink import Namespaces, TestInstance
 from scopenet.netlink.instance import instance_namespace
@@ -72,6 +76,7 @@ class PortView:
     name: str
     mac: str
     bridge: str
+    segmentation_id: int
     mtu: int
     addresses: list[str]
     gateways: list[str]
@@ -99,6 +104,7 @@ async def port_view(bus: BusClient, port_id: UUID | str) -> PortView:
         name=port.name,
         mac=port.mac_address,
         bridge=names.bridge(network.provider_segmentation_id),
+        segmentation_id=network.provider_segmentation_id,
         mtu=network.mtu,
         addresses=addresses,
         gateways=[gateways[v] for v in sorted(gateways)],
@@ -117,8 +123,10 @@ async def create(
     name: str | None,
     host: str | None,
     routes: Sequence[tuple[str, str]] = (),
+    underlay: Underlay | None = None,
 ) -> TestInstance:
-    """Plug an instance for the port into its network; refuses a name already in use."""
+    """Plug an instance for the port into its network; refuses a name already in use.
+    ``underlay``: the host's VXLAN settings (a bridge made here gets the network's VXLAN device)."""
     view = await port_view(bus, port_id)
     name = name or default_name(view)
     if not NAME.match(name):
@@ -138,6 +146,7 @@ async def create(
         host=host,
         mtu=view.mtu,
         port_id=view.port_id,
+        vxlan=network_vxlan(view.segmentation_id, underlay) if underlay is not None else None,
     )
 
 

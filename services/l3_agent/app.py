@@ -8,13 +8,16 @@ What runs, in one ``AsyncExitStack`` (unwound in reverse on SIGTERM or a failed 
   outcome to the ``StatusReporter`` (topology's ``router_status.report``, retried on 503);
 - the ``SpecConsumer`` (durable pull consumer on this agent's RouterSpec subjects);
 - the ``Heartbeat`` into the ``scopenet_agents`` KV bucket;
+- the ``FenceKeeper``, renewing the kernel lease that keeps this host's routers forwarding (unless
+  ``agent_fence = "off"``): a dead, hung or (by default) unheard agent's routers go quiet before
+  topology brings up their new copies elsewhere;
 - the sync task: once the consumer has read every router's current spec it calls
   ``mark_caught_up()``, sweeps orphans and waits until the reconciler is idle — from then on the
   agent is ready (``/readyz``); probes and metrics on their own port.
 
 The agent holds nothing durable and never uses a database (``database_url`` is accepted for the
 common service signature and ignored). Stopping it leaves the kernel as it is: routers keep
-forwarding while the agent restarts, and the next one adopts them.
+forwarding while the agent restarts (for as long as its lease lasts), and the next one adopts them.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from scopenet import log
 from scopenet.bus.client import BusClient
 from scopenet.health import HealthServer
-from scopenet.netlink import Kernel, Namespaces
+from scopenet.netlink import Kernel, KernelError, Namespaces, vxlan
+from scopenet.netlink import fence as fence_io
 from scopenet.runtime import connect_nats
 from scopenet.services.l3_agent import require_datapath
+from scopenet.services.l3_agent.fence import FenceKeeper
 from scopenet.services.l3_agent.heartbeat import Heartbeat
 from scopenet.services.l3_agent.reconciler import Reconciler
 from scopenet.services.l3_agent.specs import SpecConsumer
@@ -95,6 +100,12 @@ async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_u
         kernel = Kernel(namespaces, host=settings.agent_host_netns)
         await kernel.start()
         stack.push_async_callback(kernel.close)
+        underlay = vxlan.underlay(settings)
+        if underlay is not None:  # fail fast, as Neutron's linuxbridge agent with a local_ip on no link
+            try:
+                await vxlan.underlay_link(kernel.host_route(), underlay.local_ip)
+            except KernelError as exc:
+                raise SystemExit(f"scopenet: {exc}") from None
 
         nc = await _connect(nats_url, agent_id)
         stack.push_async_callback(_close_nats, nc)
@@ -107,8 +118,9 @@ async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_u
             resync_interval=settings.agent_resync_interval,
             concurrency=settings.agent_concurrency,
             on_status=reporter,
+            underlay=underlay,
         )
-        consumer = SpecConsumer(js, reconciler, agent_id=agent_id)
+        consumer = SpecConsumer(js, reconciler, agent_id=agent_id, connected=lambda: nc.is_connected)
         heartbeat = Heartbeat(
             js,
             agent_id=agent_id,
@@ -118,6 +130,20 @@ async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_u
         )
         health = HealthServer({})
         agent = Agent(agent_id, nc, kernel, reconciler, consumer, reporter, heartbeat, health)
+        fence = None
+        if settings.agent_fence != "off":
+            fence = FenceKeeper(
+                kernel,
+                reconciler,
+                consumer,
+                heartbeat,
+                agent.synced,
+                interval=settings.agent_heartbeat_interval,
+                mode=settings.agent_fence,
+            )
+            agent.extra["fence"] = fence
+        else:
+            await fence_io.remove(kernel)  # a table left with the fence on would cut routers off for good
 
         await reconciler.start()
         stack.push_async_callback(reconciler.stop)
@@ -127,6 +153,7 @@ async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_u
             ("specs", consumer.run()),
             ("heartbeat", heartbeat.run()),
             ("sync", _first_sync(agent)),
+            *((("fence", fence.run()),) if fence is not None else ()),
         ):
             agent.tasks[name] = asyncio.create_task(work, name=f"l3-agent-{name}")
         stack.push_async_callback(_cancel, [t for n, t in agent.tasks.items() if n != "status"])
@@ -135,7 +162,7 @@ async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_u
             return bool(nc.is_connected)
 
         async def consumer_ok() -> bool:
-            running = not any(agent.tasks[n].done() for n in ("status", "specs", "heartbeat"))
+            running = not any(t.done() for n, t in agent.tasks.items() if n != "sync")
             return consumer.bound.is_set() and running
 
         async def synced() -> bool:
@@ -162,6 +189,7 @@ async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_u
             health_port=port,
             nft_backend=backend,
             host_netns=settings.agent_host_netns or "(own)",
+            vxlan_local_ip=underlay.local_ip if underlay else None,
             resync_interval=settings.agent_resync_interval,
         )
         yield agent

@@ -50,6 +50,8 @@ class Heartbeat:
         self.started_at = datetime.now(UTC).isoformat()
         self.last_beat: float | None = None
         """``time.monotonic()`` of the last successful put."""
+        self.ttl: float | None = None
+        """The bucket's entry lifetime: how long topology waits before it moves this agent's routers."""
 
     def beat(self) -> AgentHeartbeat:
         return AgentHeartbeat(
@@ -58,11 +60,19 @@ class Heartbeat:
 
     async def run(self) -> None:
         kv = None
+        failing = False
         while True:
             try:
-                kv = kv or await agents_bucket(self.js)
+                if kv is None:
+                    kv = await agents_bucket(self.js)
+                    self.ttl = (await kv.status()).ttl or None
                 await kv.put(self.agent_id, self.beat().model_dump_json().encode())
-                self.last_beat = time.monotonic()
+                now = time.monotonic()
+                if failing:
+                    _log.info("heartbeat_resumed", down_seconds=round(now - (self.last_beat or now), 1))
+                self.last_beat = now
+                failing = False
             except Exception as exc:
+                failing = True
                 _log.warning("heartbeat_failed", error=str(exc) or type(exc).__name__)
             await asyncio.sleep(self.interval)

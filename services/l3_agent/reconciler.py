@@ -33,8 +33,8 @@ from prometheus_client import Counter, Histogram
 
 from scopenet import log
 from scopenet.contracts.routerspec import RouterSpec
-from scopenet.datapath import DatapathPort, desired_state, plan
-from scopenet.datapath.model import RouterState
+from scopenet.datapath import DatapathPort, desired_state, names, plan
+from scopenet.datapath.model import RouterState, Underlay
 from scopenet.netlink.errors import KernelError
 
 _log = log.get("scopenet.l3_agent")
@@ -84,8 +84,12 @@ class Reconciler:
         on_status: StatusCallback | None = None,
         retry_delays: Sequence[float] = (0.5, 1, 2, 5, 10, 30),
         freeze_gc: bool = True,
+        underlay: Underlay | None = None,
     ) -> None:
+        """``underlay``: this host's VXLAN settings (every bridge also gets its network's VXLAN
+        device); None on a single host."""
         self.datapath = datapath
+        self.underlay = underlay
         self.freeze_gc = freeze_gc
         self.owner = owner
         self.resync_interval = resync_interval
@@ -188,9 +192,23 @@ class Reconciler:
                 _log.exception("resync_failed")
 
     async def resync(self) -> None:
-        """Re-run every known router; sweep this agent's orphans once caught up."""
+        """Re-run every known router; sweep this agent's orphans once caught up.
+
+        One router at a time, each only once no other router has work queued (for at most a resync
+        interval in all per pass, so that constant churn delays repairs but never stops them): a
+        resync re-checks hundreds of routers that almost always match, and must not stand in the
+        queue ahead of routers that just moved here (an agent failover hands one agent hundreds at
+        once) nor take their CPU."""
+        patience = time.monotonic() + self.resync_interval
         for rid in sorted(set(self._specs) | self._removing):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), max(0.0, patience - time.monotonic()))
+            if rid not in self._specs and rid not in self._removing:
+                continue  # forgotten and removed meanwhile
             self._enqueue(rid)
+            worker = self._workers.get(rid)
+            if worker is not None:
+                await asyncio.wait([worker])
         await self.sweep()
 
     async def sweep(self) -> None:
@@ -219,6 +237,20 @@ class Reconciler:
     def routers(self) -> list[str]:
         """Routers this agent currently wants in the kernel (present, whatever their state)."""
         return sorted(self._specs)
+
+    @property
+    def idle(self) -> bool:
+        """No router has work queued or running."""
+        return self._idle.is_set()
+
+    def router_ports(self) -> set[str]:
+        """Host-side names of the ports of every router this agent wants (what its fence guards)."""
+        out = set()
+        for spec in self._specs.values():
+            for port in (spec.gateway, *spec.interfaces):
+                if port is not None:
+                    out.add(names.peer_ifname(port.port_id))
+        return out
 
     # -- the queue ------------------------------------------------------------------------------
 
@@ -250,7 +282,7 @@ class Reconciler:
         desired: RouterState | None = None
         changes = 0
         try:
-            desired = desired_state(spec, owner=self.owner) if spec is not None else None
+            desired = desired_state(spec, owner=self.owner, underlay=self.underlay) if spec is not None else None
             if desired is not None:
                 digest, fingerprint = self._fingerprints.get(rid, ("", ""))
                 if digest == desired.nft.digest:

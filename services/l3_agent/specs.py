@@ -18,6 +18,7 @@ agent goes to ``scopenet.v1.dlq.l3-agent`` with the reason and is termed; it nev
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeout
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 
 from scopenet import log
 from scopenet.bus.deadletter import dead_letter, first_error
-from scopenet.contracts.routerspec import ROUTERS_STREAM, RouterSpec, agent_filter
+from scopenet.contracts.routerspec import ROUTERS_STREAM, RouterSpec, agent_durable, agent_filter
 from scopenet.services.l3_agent.reconciler import Reconciler
 
 _log = log.get("scopenet.l3_agent.specs")
@@ -42,12 +43,21 @@ SPECS = Counter("scopenet_l3_agent_specs_total", "RouterSpec messages read", ["r
 class SpecConsumer:
     """Reads this agent's RouterSpecs into the reconciler (see the module docstring)."""
 
-    def __init__(self, js: JetStreamContext, reconciler: Reconciler, *, agent_id: str, batch: int = 256) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        reconciler: Reconciler,
+        *,
+        agent_id: str,
+        batch: int = 256,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.js = js
+        self.connected = connected
         self.reconciler = reconciler
         self.agent_id = agent_id
         self.batch = batch
-        self.durable = f"l3-agent-{agent_id}"
+        self.durable = agent_durable(agent_id)
         self.subject = agent_filter(agent_id)
         self._prefix = self.subject[:-1]  # "scopenet.v1.agent.<id>.router."
         self.bound = asyncio.Event()
@@ -69,7 +79,10 @@ class SpecConsumer:
             await self.js.delete_consumer(ROUTERS_STREAM, self.durable)
         except NotFoundError:
             pass
+        # Named, so the create request's subject carries the filter: the server checks it against
+        # the configuration, and the agent's NATS user may create a consumer on its own subjects only.
         config = ConsumerConfig(
+            name=self.durable,
             durable_name=self.durable,
             filter_subject=self.subject,
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
@@ -98,7 +111,8 @@ class SpecConsumer:
             try:
                 msgs = await self._sub.fetch(self.batch, timeout=5)
             except (TimeoutError, NatsTimeout):
-                self.caught_up.set()  # nothing was there to read
+                if self.connected():  # nothing was there to read (not: NATS away)
+                    self.caught_up.set()
                 continue
             except Exception as exc:  # NATS away: the durable consumer keeps our place
                 _log.warning("spec_fetch_failed", error=str(exc) or type(exc).__name__)
@@ -110,6 +124,15 @@ class SpecConsumer:
             last = msgs[-1].metadata if msgs else None
             if last is not None and last.num_pending == 0:
                 self.caught_up.set()
+
+    async def drained(self) -> bool:
+        """Has every spec published until now been delivered to this agent and acknowledged (i.e.
+        handed to the reconciler)? Asked of the server; False when it cannot be asked."""
+        try:
+            info = await self.js.consumer_info(ROUTERS_STREAM, self.durable, timeout=2)
+        except Exception:
+            return False
+        return not info.num_pending and not info.num_ack_pending
 
     async def _rebind_if_lost(self) -> None:
         """The consumer vanished (the server lost it): make it again. Reading every router's current

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import structlog
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
 from scopenet.bus.client import BusClient
@@ -38,6 +39,8 @@ NAME = "topology"
 VERSION = "0.1.0"
 SCHEMA = "topology"
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = structlog.get_logger("topology")
 
 
 def routers_stream_config() -> StreamConfig:
@@ -64,6 +67,20 @@ def bgp_stream_config() -> StreamConfig:
         max_msgs_per_subject=1,
         duplicate_window=DUPLICATE_WINDOW,
     )
+
+
+async def supervised(name: str, run: Callable[[], Awaitable[Any]], *, delay: float = 1.0) -> None:
+    """Run ``run()`` for as long as the service lives: if it fails (a JetStream call made while NATS
+    was away, say), log it and start it again, rather than leave the service running without it."""
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("background_task_failed", task=name, error=str(exc) or type(exc).__name__, restart_in=delay)
+            await asyncio.sleep(delay)
 
 
 @asynccontextmanager
@@ -116,13 +133,18 @@ async def topology_service(
             async def start_consumers() -> None:
                 subs = [await c.bind() for c in consumers]
                 await mirror.fill()
-                await asyncio.gather(*(c.run(s) for c, s in zip(consumers, subs, strict=True)))
+                async with asyncio.TaskGroup() as group:  # one fails: both stop, and both start again
+                    for c, sub in zip(consumers, subs, strict=True):
+                        group.create_task(c.run(sub))
 
             tasks += [
-                asyncio.create_task(start_consumers(), name="topology-consumers"),
-                asyncio.create_task(agents.watch(js), name="topology-agents-watch"),
-                asyncio.create_task(agents.run_scheduler(), name="topology-scheduler"),
-                asyncio.create_task(reconciler.run(), name="topology-reconciler"),
+                asyncio.create_task(supervised("consumers", start_consumers), name="topology-consumers"),
+                asyncio.create_task(supervised("agents-watch", lambda: agents.watch(js)), name="topology-agents-watch"),
+                asyncio.create_task(
+                    supervised("scheduler", lambda: agents.run_scheduler(lambda: nc.is_connected)),
+                    name="topology-scheduler",
+                ),
+                asyncio.create_task(supervised("reconciler", reconciler.run), name="topology-reconciler"),
             ]
 
             async def consumers_ok() -> bool:

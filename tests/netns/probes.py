@@ -32,8 +32,8 @@ class _Echo(asyncio.DatagramProtocol):
 
 
 @asynccontextmanager
-async def echo_servers(instances: list[TestInstance]) -> Any:
-    """A UDP echo on port 7777 (IPv4 and IPv6) in every instance, for the duration of the block."""
+async def echo_servers(instances: list[TestInstance], *, port: int = ECHO_PORT) -> Any:
+    """A UDP echo on ``port`` (IPv4 and IPv6) in every instance, for the duration of the block."""
     loop = asyncio.get_running_loop()
     transports = []
     try:
@@ -42,7 +42,7 @@ async def echo_servers(instances: list[TestInstance]) -> Any:
                 s = await inst.socket(family)
                 if family == socket.AF_INET6:
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                s.bind((anyaddr, ECHO_PORT))
+                s.bind((anyaddr, port))
                 transport, _ = await loop.create_datagram_endpoint(_Echo, sock=s)
                 transports.append(transport)
         yield
@@ -51,13 +51,13 @@ async def echo_servers(instances: list[TestInstance]) -> Any:
             t.close()
 
 
-async def udp_seen(src: TestInstance, dst: str, *, timeout: float = 1.0) -> str | None:
+async def udp_seen(src: TestInstance, dst: str, *, timeout: float = 1.0, port: int = ECHO_PORT) -> str | None:
     """Send one datagram from ``src`` to ``dst``; the source address the receiver saw, or None."""
     family = socket.AF_INET if ipaddress.ip_address(dst).version == 4 else socket.AF_INET6
     loop = asyncio.get_running_loop()
     s = await src.socket(family)
     try:
-        await loop.sock_sendto(s, b"probe", (dst, ECHO_PORT))
+        await loop.sock_sendto(s, b"probe", (dst, port))
         data = await asyncio.wait_for(loop.sock_recv(s, 256), timeout)
         return data.decode()
     except (TimeoutError, OSError):

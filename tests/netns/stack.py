@@ -32,13 +32,16 @@ import nats
 import pytest
 
 from scopenet.bus.client import BusClient
-from scopenet.infra.embedded import nats_server
+from scopenet.contracts.permissions import agent_user
+from scopenet.infra.embedded import add_nats_users, nats_server
+from scopenet.infra.natsauth import user_url
 from scopenet.infra.select import Endpoints
 from scopenet.services.bench.sandbox import AgentSandbox
 from scopenet.services.ipam.app import ipam_service
 from scopenet.services.topology.app import topology_service
 from scopenet.services.topology.settings import TopologySettings
 from scopenet.settings import Settings
+from scopenet.store.roles import drop_roles_sql
 from tests.conftest import with_database
 from tests.integration.conftest import Ipam
 from tests.integration.topology.conftest import Build, Topo
@@ -78,12 +81,17 @@ async def _drop(admin_url: str, name: str) -> None:
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(drop_roles_sql(name))  # the services' roles for it (store/roles.py)
     finally:
         await conn.close()
 
 
 @pytest.fixture(scope="module")
-async def stack(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(
+    infra: Endpoints, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[Stack]:
+    """The module's stack; a module may set its own ``TOPOLOGY`` settings (e.g. a shorter agent TTL)."""
+    topology = getattr(request.module, "TOPOLOGY", TOPOLOGY)
     tmp = tmp_path_factory.mktemp("stack")
     name = await _database(infra.database_url)
     db = with_database(infra.database_url, name)
@@ -92,7 +100,7 @@ async def stack(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> A
             settings = Settings(database_url=db, nats_url=nats_url, health_port=0)
             async with (
                 ipam_service(settings, database_url=db, nats_url=nats_url),
-                topology_service(settings, database_url=db, nats_url=nats_url, topology=TOPOLOGY),
+                topology_service(settings, database_url=db, nats_url=nats_url, topology=topology),
             ):
                 nc = await nats.connect(nats_url)
                 try:
@@ -125,11 +133,18 @@ class AgentProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
 
+    def nats_url(self) -> str:
+        """The agent logs in as its own NATS user (``l3-agent-<id>``), as in production: it may read
+        only its own RouterSpecs and send only its heartbeat and status reports."""
+        user = agent_user(self.agent_id)
+        passwords = add_nats_users(self.stack.tmp / "nats", [user])  # the module's server reloads
+        return user_url(self.box.nats_url, user, passwords[user])
+
     def start(self) -> AgentProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {
             **os.environ,
-            "SCOPENET_NATS_URL": self.box.nats_url,
+            "SCOPENET_NATS_URL": self.nats_url(),
             "SCOPENET_STATE_DIR": str(self.stack.tmp / "agent-state"),
             "SCOPENET_AGENT_ID": self.agent_id,
             "SCOPENET_AGENT_HOST_NETNS": self.box.host,

@@ -29,8 +29,8 @@ from scopenet.services.demo import bgp
 from scopenet.services.instance import plug
 from tests.integration.conftest import ADMIN
 from tests.netns.probes import ping
+from tests.netns.seed_stack import seed_topology
 from tests.netns.stack import Box, Stack, box, eventually, running_agent, stack
-from tests.netns.test_stack_seed import _seed_topology
 
 pytestmark = pytest.mark.netns
 
@@ -78,7 +78,7 @@ async def advertised(stack: Stack, speaker: str) -> set[Route]:
 @pytest.fixture(scope="module")
 async def world(stack: Stack, box: Box, agent: Any) -> AsyncIterator[World]:
     topo = stack.topo
-    t = await _seed_topology(stack)
+    t = await seed_topology(stack)
     await eventually(lambda: applied(stack, box, t["router"]), timeout=15, what="router1 applied")
     _inst1_port, inst2_port, ext_port = t["ports"]
     inst2 = await plug.create(box.ns, topo.bus, port_id=inst2_port.id, name="instance2", host=box.host)

@@ -8,8 +8,11 @@ from scopenet.datapath import RouterState, desired_state, names, plan
 from scopenet.datapath.model import (
     Address,
     BridgeObs,
+    CreateVeth,
     DeleteBridge,
     DeleteLink,
+    EnsureBridge,
+    EnsureVxlan,
     LinkObs,
     NftObs,
     ObservedRouter,
@@ -19,6 +22,8 @@ from scopenet.datapath.model import (
     Route,
     SetLink,
     SetSysctl,
+    Underlay,
+    VxlanObs,
 )
 from tests.netns.seed import GW_PORT, NET1_PORT, NET2_PORT, ROUTER1, router1
 
@@ -79,6 +84,11 @@ def test_fresh_router1_golden_plan() -> None:
         f"add address 203.0.113.1/26 dev {QR2}",
         "replace route 0.0.0.0/0 via 203.0.113.65",
         "replace route ::/0 via 2001:db8::65",
+        # Every port that appears tells its networks it is here (a router moved from another host
+        # keeps its MACs, so switches and VXLAN must learn the new location).
+        "announce 198.51.100.1 2001:db8:80d2:c4d3::1 on qr-1a2b3c4d-5e",
+        "announce 2001:db8:a583::1 203.0.113.1 on qr-2b3c4d5e-6f",
+        "announce 2001:db8::66 203.0.113.66 203.0.113.80 on qg-9e3c1d2a-7b",
     ]
 
 
@@ -132,6 +142,7 @@ def test_deleted_interface_is_recreated_with_its_addresses_and_routes() -> None:
         f"add address 203.0.113.80/32 dev {QG}",
         "replace route 0.0.0.0/0 via 203.0.113.65",
         "replace route ::/0 via 2001:db8::65",
+        f"announce 2001:db8::66 203.0.113.66 203.0.113.80 on {QG}",
     ]
 
 
@@ -186,6 +197,7 @@ def test_adding_a_floating_ip_is_the_table_and_one_address() -> None:
     assert plan(after, in_kernel(before)).describe() == [
         "replace nft table",
         f"add address 203.0.113.80/32 dev {QG}",
+        f"announce 2001:db8::66 203.0.113.66 203.0.113.80 on {QG}",
     ]
 
 
@@ -201,3 +213,94 @@ def test_teardown_removes_links_namespace_and_bridges() -> None:
     assert not plan(None, NOTHING)
     leftovers = dataclasses.replace(NOTHING, host_peers={"tapx": PeerObs("tapx", "brq-7", 1500, True)})
     assert plan(None, leftovers).actions == (DeleteLink(None, "tapx"), DeleteBridge("brq-7"))
+
+
+# -- VXLAN: every bridge of a host with an underlay also has its network's VXLAN device ------------
+
+UNDERLAY = Underlay(local_ip="10.250.0.1", group="239.1.1.1")
+
+
+def spanning(**kw: object) -> RouterState:
+    state = desired_state(router1(**kw), owner="agent-1", nft_fingerprint=FP, underlay=UNDERLAY)  # type: ignore[arg-type]
+    assert state is not None
+    return state
+
+
+def with_vxlans(state: RouterState, obs: ObservedRouter) -> ObservedRouter:
+    made = {v.name: VxlanObs("vxlan", v.vni, v.local_ip, v.group, v.port, True, v.bridge, True) for v in state.vxlans}
+    return dataclasses.replace(obs, vxlans=made)
+
+
+def test_a_vxlan_device_per_network_with_vni_the_segmentation_id() -> None:
+    state = spanning()
+    assert [(v.name, v.bridge, v.vni) for v in state.vxlans] == [
+        ("vxlan-1000", "brq-1000", 1000),
+        ("vxlan-1001", "brq-1001", 1001),
+        ("vxlan-1002", "brq-1002", 1002),
+    ]
+    assert {(v.local_ip, v.group, v.port) for v in state.vxlans} == {("10.250.0.1", "239.1.1.1", 4789)}
+    assert desired().vxlans == ()  # no underlay: one host, bridges only
+
+
+def test_fresh_router_makes_each_bridge_with_its_vxlan_device() -> None:
+    state = spanning()
+    lines = plan(state, NOTHING).describe()
+    assert [line for line in lines if "bridge" in line and "veth" not in line] == [
+        f"ensure bridge brq-{seg} with vxlan-{seg} (vni {seg}, local 10.250.0.1, group 239.1.1.1, dstport 4789)"
+        for seg in (1000, 1001, 1002)
+    ]
+    # Creating a port remakes a bridge that vanished meanwhile: with its device, not without.
+    created = [a for a in plan(state, NOTHING).actions if isinstance(a, CreateVeth)]
+    assert {a.veth.bridge: a.vxlan.name for a in created if a.vxlan} == {
+        "brq-1000": "vxlan-1000",
+        "brq-1001": "vxlan-1001",
+        "brq-1002": "vxlan-1002",
+    }
+
+
+def test_nothing_to_do_when_the_vxlan_devices_match() -> None:
+    state = spanning()
+    assert not plan(state, with_vxlans(state, in_kernel(state)))
+
+
+def test_missing_or_changed_vxlan_device_is_made_again() -> None:
+    state = spanning()
+    obs = with_vxlans(state, in_kernel(state))
+    v1001 = next(v for v in state.vxlans if v.vni == 1001)
+    gone = dataclasses.replace(obs, vxlans={k: v for k, v in obs.vxlans.items() if k != "vxlan-1001"})
+    assert plan(state, gone).actions == (EnsureVxlan(v1001),)
+    for change in ({"vni": 7}, {"group": "239.9.9.9"}, {"local_ip": "10.250.0.9"}, {"port": 8472}, {"learning": False}):
+        changed = dict(obs.vxlans) | {"vxlan-1001": dataclasses.replace(obs.vxlans["vxlan-1001"], **change)}
+        assert plan(state, dataclasses.replace(obs, vxlans=changed)).actions == (EnsureVxlan(v1001),), change
+    not_vxlan = dict(obs.vxlans) | {"vxlan-1001": VxlanObs("veth", None, None, None, None, False, "brq-1001", True)}
+    assert plan(state, dataclasses.replace(obs, vxlans=not_vxlan)).actions == (EnsureVxlan(v1001),)
+
+
+def test_unplugged_or_down_vxlan_device_is_plugged_back() -> None:
+    state = spanning()
+    obs = with_vxlans(state, in_kernel(state))
+    loose = dict(obs.vxlans) | {"vxlan-1000": dataclasses.replace(obs.vxlans["vxlan-1000"], master=None)}
+    down = dict(obs.vxlans) | {"vxlan-1002": dataclasses.replace(obs.vxlans["vxlan-1002"], up=False)}
+    assert plan(state, dataclasses.replace(obs, vxlans=loose)).actions == (
+        SetLink(None, "vxlan-1000", master="brq-1000"),
+    )
+    assert plan(state, dataclasses.replace(obs, vxlans=down)).actions == (SetLink(None, "vxlan-1002"),)
+
+
+def test_a_missing_bridge_comes_back_with_its_device_in_one_step() -> None:
+    state = spanning()
+    obs = with_vxlans(state, in_kernel(state))
+    obs = dataclasses.replace(
+        obs,
+        bridges={k: v for k, v in obs.bridges.items() if k != "brq-1002"},
+        vxlans={k: v for k, v in obs.vxlans.items() if k != "vxlan-1002"},
+    )
+    v1002 = next(v for v in state.vxlans if v.vni == 1002)
+    assert plan(state, obs).actions == (EnsureBridge("brq-1002", v1002),)
+
+
+def test_leaving_a_network_and_teardown_are_the_same_with_an_underlay() -> None:
+    """The device is no port of anyone's: the adapter removes it with the bridge it leaves empty."""
+    state = spanning()
+    obs = with_vxlans(state, in_kernel(state))
+    assert plan(None, obs).describe() == plan(None, in_kernel(desired())).describe()

@@ -19,6 +19,7 @@ import pytest
 from scopenet.datapath import names
 from scopenet.datapath.model import (
     AddAddress,
+    Announce,
     BridgeObs,
     CreateNamespace,
     CreateVeth,
@@ -68,6 +69,7 @@ class FakeKernel:
         self.ns: dict[str, _Router] = {}
         self.bridges: dict[str, set[str]] = {}
         self.plans: list[Plan] = []
+        self.announced: list[str] = []
         self.fail: dict[str, int] = {}
         self.gate: asyncio.Event | None = None
         self.running = 0
@@ -151,6 +153,9 @@ class FakeKernel:
             case ReplaceNftTable(namespace=ns, text=text):
                 self.ns[ns].nft = text
                 return text
+            case Announce(namespace=ns, ifname=n):
+                assert n in self.ns[ns].links  # announced from a port that exists
+                self.announced.append(n)
             case _:
                 raise AssertionError(a)
         return None
@@ -291,3 +296,41 @@ async def test_orphans_are_swept_once_caught_up_and_only_our_own(fake: FakeKerne
         await rec.resync()
         await run(rec)
     assert sorted(fake.ns) == [names.namespace(theirs)]
+
+
+async def test_a_resync_does_not_hold_up_a_router_that_just_arrived(fake: FakeKernel) -> None:
+    """An agent taking over a dead one's routers must not wait behind its own periodic re-check of
+    hundreds of routers that match: the resync goes one router at a time, after fresh work."""
+    checked: list[str] = []
+    observe = fake.observe
+
+    async def slow_observe(router_id: str, desired: object) -> object:
+        checked.append(router_id)
+        await asyncio.sleep(0.005)
+        return await observe(router_id, desired)  # type: ignore[arg-type]
+
+    fake.observe = slow_observe  # type: ignore[method-assign]
+    mine = [uuid.uuid4() for _ in range(40)]
+    newcomer = uuid.uuid4()
+    arrived = asyncio.Event()
+    rechecked_first = -1
+
+    async def on_status(status: RouterStatus) -> None:
+        nonlocal rechecked_first
+        if status.router_id == str(newcomer):
+            rechecked_first = len([r for r in checked if r != str(newcomer)])
+            arrived.set()
+
+    async with Reconciler(fake, owner="agent-1", concurrency=8, resync_interval=3600, on_status=on_status) as rec:
+        for rid in mine:
+            rec.desired(router1(router_id=rid, port_ids=(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())))
+        await run(rec)
+        checked.clear()
+        resync = asyncio.create_task(rec.resync())
+        await asyncio.sleep(0.001)
+        rec.desired(router1(router_id=newcomer, port_ids=(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())))
+        await asyncio.wait_for(arrived.wait(), 5)
+        await asyncio.wait_for(resync, 5)
+    assert rec.status(newcomer).status == "ACTIVE"  # type: ignore[union-attr]
+    assert rechecked_first <= 2  # not the 30-odd the queue would have put ahead of it
+    assert sorted(set(checked) - {str(newcomer)}) == sorted(str(r) for r in mine)  # and every one re-checked
