@@ -77,6 +77,16 @@ def _nats_only(settings: Settings) -> Iterator[Endpoints]:
         yield Endpoints("", url, "embedded")
 
 
+def _redact(url: str) -> str:
+    """``url`` without its password (``scopenet up`` prints where things are, not the keys)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
 def _datapath_problem() -> str | None:
     from scopenet.services.stack import datapath_problem
 
@@ -134,7 +144,8 @@ def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: st
 
     with _infrastructure(settings) as ep, run_stack(settings, ep, services=list(SERVICES), extra_env=api.env) as stack:
         click.echo(
-            f"scopenet: Postgres {ep.database_url} and NATS {ep.nats_url} ({ep.source}); state in {settings.state_dir}"
+            f"scopenet: Postgres {_redact(ep.database_url)} and NATS {_redact(ep.nats_url)} ({ep.source}); "
+            f"state in {settings.state_dir}"
         )
         if stack.datapath_problem:  # `up` never changes the machine's interfaces, routes or firewall
             click.echo(f"{stack.datapath_problem} (the L3 agent is not started: routers stay PENDING)", err=True)
@@ -315,6 +326,108 @@ def bench_agent(routers: int, updates: int) -> None:
     click.echo(json.dumps(result, indent=2))
 
 
+@bench.command("fleet")
+@state_dir_option
+@click.option("--routers", default=1000, show_default=True, type=click.IntRange(1, 8000), help="routers")
+@click.option("--ports", default=10_000, show_default=True, type=click.IntRange(0), help="instance ports")
+@click.option("--agents", default=3, show_default=True, type=click.IntRange(1, 64), help="L3 agents, a sandbox each")
+@click.option("--clients", default=32, show_default=True, type=click.IntRange(1, 256), help="concurrent clients")
+@click.option("--agent-ttl", default=10.0, show_default=True, help="topology's agent TTL (seconds)")
+@click.option("--heartbeat-interval", default=2.0, show_default=True, help="the agents' heartbeat interval (seconds)")
+@click.option("--no-failover", is_flag=True, help="skip killing the most loaded agent")
+def bench_fleet(
+    state_dir: Path | None,
+    routers: int,
+    ports: int,
+    agents: int,
+    clients: int,
+    agent_ttl: float,
+    heartbeat_interval: float,
+    no_failover: bool,
+) -> None:
+    """Routers from cold to ACTIVE over several agents, failover after kill -9, peak RSS (root)."""
+    from scopenet.services.bench.fleet import Sizes, run
+
+    if agents < 2 and not no_failover:
+        raise click.BadParameter("a failover needs at least 2 agents (or --no-failover)", param_hint="--agents")
+    problem = _datapath_problem()
+    if problem:
+        raise click.ClickException(problem)
+    settings = _settings(state_dir)
+    log.configure(level="warning", fmt="console")
+    sizes = Sizes(
+        routers=routers,
+        ports=ports,
+        agents=agents,
+        clients=clients,
+        agent_ttl=agent_ttl,
+        heartbeat_interval=heartbeat_interval,
+        failover=not no_failover,
+    )
+    with _infrastructure(settings) as ep:
+        # A private nats-server unless one is configured: a running stack's NATS would mix its agents in.
+        result = asyncio.run(run(ep, sizes, own_nats=not settings.nats_url))
+    click.echo(json.dumps(result, indent=2))
+
+
+@cli.group()
+def nats() -> None:
+    """NATS users: one per service, one per L3 agent (permissions: libs/contracts/permissions.py)."""
+
+
+@nats.command("config")
+@click.option(
+    "--credentials",
+    "credentials_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="JSON {user: password}; users missing from it get a new password (file mode 0600)",
+)
+@click.option("--agent", "agents", multiple=True, help="an L3 agent id to give a user (repeatable)")
+def nats_config(credentials_file: Path, agents: tuple[str, ...]) -> None:
+    """Print the nats-server `authorization` block for your own server (include it in its config,
+    then `nats-server --signal reload`): admin, ipam, topology, api and l3-agent-<id> per --agent."""
+    from scopenet.contracts.permissions import agent_user
+    from scopenet.infra import natsauth
+    from scopenet.settings import agent_id_from
+
+    users = [*natsauth.default_users(), *(agent_user(agent_id_from(a)) for a in agents)]
+    try:
+        passwords = natsauth.Credentials(credentials_file).ensure(users)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(natsauth.render_authorization(passwords), nl=False)
+
+
+@nats.command("user")
+@state_dir_option
+@click.option("--agent", "agent_id", default=None, help="the L3 agent's id (its user is l3-agent-<id>)")
+@click.argument("name", required=False)
+def nats_user(state_dir: Path | None, agent_id: str | None, name: str | None) -> None:
+    """Mint a user on the embedded nats-server of the state dir (reloaded if running) and print its
+    SCOPENET_NATS_URL: `scopenet nats user --agent node-7`, or a service's: `scopenet nats user api`."""
+    from scopenet.contracts.permissions import agent_user
+    from scopenet.infra import natsauth
+    from scopenet.infra.embedded import add_nats_users
+    from scopenet.settings import agent_id_from
+
+    if (agent_id is None) == (name is None):
+        raise click.UsageError("give either NAME (admin, ipam, topology, api) or --agent ID")
+    settings = _settings(state_dir)
+    user = agent_user(agent_id_from(agent_id)) if agent_id is not None else str(name)
+    data_dir = settings.state_dir / "nats"
+    try:
+        passwords = add_nats_users(data_dir, [user])
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    port_file = data_dir / "nats-server.port"
+    if not port_file.exists():
+        click.echo(f"user {user} password {passwords[user]} (no nats-server runs in {data_dir}: from its next start)")
+        return
+    url = natsauth.user_url(f"nats://127.0.0.1:{port_file.read_text().strip()}", user, passwords[user])
+    click.echo(f"SCOPENET_NATS_URL={url}")
+
+
 @cli.group()
 def instance() -> None:
     """Test instances: a namespace plugged into a network like a VM (needs root and a running stack)."""
@@ -340,7 +453,7 @@ def _instance_env(state_dir: Path | None) -> tuple[Settings, Any]:
 @click.option("--name", default=None, help="instance name (default: the port's name, else its id's start)")
 def instance_create(state_dir: Path | None, port_id: str, name: str | None) -> None:
     """Plug a namespace into the port's network, with the port's MAC, addresses and default routes."""
-    from scopenet.netlink import Namespaces
+    from scopenet.netlink import Namespaces, vxlan
     from scopenet.services.instance import plug
 
     settings, stack = _instance_env(state_dir)
@@ -350,7 +463,8 @@ def instance_create(state_dir: Path | None, port_id: str, name: str | None) -> N
         ns = Namespaces()
         await ns.start()
         try:
-            inst = await plug.create(ns, bus, port_id=port_id, name=name, host=stack.host_netns)
+            underlay = vxlan.underlay(settings)
+            inst = await plug.create(ns, bus, port_id=port_id, name=name, host=stack.host_netns, underlay=underlay)
             return plug.describe(inst, stack.host_netns)
         finally:
             await ns.close()

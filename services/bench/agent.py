@@ -59,7 +59,7 @@ from scopenet.services.topology.app import routers_stream_config
 
 AGENT = "bench-agent"
 HOST = "host"
-REPORT_SUBJECT = "scopenet.v1.topology.router_status.report"
+REPORT_SUBJECT = "scopenet.v1.topology.router_status.report.*"  # each agent reports on its own subject
 SCOPE_A = Scope(id=uuid.UUID("a0000000-0000-4000-8000-00000000000a"), mark_id=1025)
 SCOPE_A6 = Scope(id=uuid.UUID("a0000000-0000-4000-8000-0000000000a6"), mark_id=1026)
 

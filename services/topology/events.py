@@ -30,7 +30,30 @@ async def emit(
     await _insert(conn, [(str(event_id), subject, payload)])
 
 
+async def emit_many(
+    conn: asyncpg.Connection, resource: str, action: str, changes: list[tuple[BaseModel, BaseModel | None]]
+) -> None:
+    """``emit`` for many ``(view, previous)`` pairs in one round trip."""
+    spec = event(resource, action)
+    rows = [event_row(spec, view, previous) for view, previous in changes]
+    await _insert(conn, [(str(event_id), subject, payload) for event_id, subject, payload in rows])
+
+
 async def emit_spec(conn: asyncpg.Connection, spec: RouterSpec) -> None:
     """Queue a RouterSpec for its agent's subject; the stream keeps the last one per subject."""
-    msg_id = f"{spec.router_id}-{spec.revision}" + ("" if spec.present else f"-gone-{spec.agent_id}")
-    await _insert(conn, [(msg_id, router_subject(spec.agent_id, spec.router_id), spec.model_dump_json())])
+    await emit_specs(conn, [spec])
+
+
+async def emit_specs(conn: asyncpg.Connection, specs: list[RouterSpec]) -> None:
+    """Queue many RouterSpecs in one round trip (a scheduling pass moves hundreds at once)."""
+    await _insert(
+        conn,
+        [
+            (
+                f"{spec.router_id}-{spec.revision}" + ("" if spec.present else f"-gone-{spec.agent_id}"),
+                router_subject(spec.agent_id, spec.router_id),
+                spec.model_dump_json(),
+            )
+            for spec in specs
+        ],
+    )

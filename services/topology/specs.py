@@ -17,7 +17,7 @@ import structlog
 
 from scopenet.contracts import routerspec as rs
 from scopenet.services.topology import routerspec as b
-from scopenet.services.topology.events import emit_spec
+from scopenet.services.topology.events import emit_spec, emit_specs
 
 log = structlog.get_logger("topology.specs")
 
@@ -97,6 +97,15 @@ async def build_specs(conn: asyncpg.Connection, routers: list[asyncpg.Record]) -
     )
     nets = {p.network_id for _, p in interfaces + gateways} | {f["fixed_net"] for f in fips}
     world = await load_world(conn, nets)
+    # Grouped once: a scheduling pass builds hundreds of specs, and scanning every list per router
+    # would be quadratic in them.
+    ifaces_of: dict[UUID, list[b.PortRow]] = {}
+    for rid, p in interfaces:
+        ifaces_of.setdefault(rid, []).append(p)
+    gateway_of = {rid: p for rid, p in reversed(gateways)}  # the first one, as before
+    fips_of: dict[UUID, list[asyncpg.Record]] = {}
+    for f in fips:
+        fips_of.setdefault(f["router_id"], []).append(f)
     out = []
     for r in routers:
         row = b.RouterRow(
@@ -111,8 +120,8 @@ async def build_specs(conn: asyncpg.Connection, routers: list[asyncpg.Record]) -
             out.append(
                 b.build(
                     row,
-                    gateway=next((p for rid, p in gateways if rid == r["id"]), None),
-                    interfaces=[p for rid, p in interfaces if rid == r["id"]],
+                    gateway=gateway_of.get(r["id"]),
+                    interfaces=ifaces_of.get(r["id"], []),
                     floating_ips=[
                         b.FipRow(
                             f["id"],
@@ -121,8 +130,7 @@ async def build_specs(conn: asyncpg.Connection, routers: list[asyncpg.Record]) -
                             f["port_id"],
                             f["fixed_net"],
                         )
-                        for f in fips
-                        if f["router_id"] == r["id"]
+                        for f in fips_of.get(r["id"], [])
                     ],
                     world=world,
                 )
@@ -151,8 +159,7 @@ class Specs:
             ids,
         )
         specs = await build_specs(conn, list(rows))
-        for spec in specs:
-            await emit_spec(conn, spec)
+        await emit_specs(conn, specs)
         for hook in self.hooks:
             await hook(conn, ids)
         return specs
@@ -176,6 +183,10 @@ class Specs:
 
     async def publish_removal(self, conn: asyncpg.Connection, router_id: UUID, agent_id: str, revision: int) -> None:
         await emit_spec(conn, b.removal(router_id, agent_id=agent_id, revision=revision))
+
+    async def publish_removals(self, conn: asyncpg.Connection, removals: Iterable[tuple[UUID, str, int]]) -> None:
+        """``(router, agent, revision)``: each agent drops its router, all in one round trip."""
+        await emit_specs(conn, [b.removal(rid, agent_id=agent, revision=rev) for rid, agent, rev in removals])
 
     async def current(self, conn: asyncpg.Connection, router_id: UUID) -> rs.RouterSpec | None:
         row = await conn.fetchrow("SELECT * FROM routers WHERE id = $1 AND state = 'active'", router_id)

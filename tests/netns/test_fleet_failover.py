@@ -201,7 +201,11 @@ async def fail_over(
         where = await moved_and_applied(stack, fleet, victims, victim_host)
         new = where[scene.world.router]
         matrix_start = time.monotonic() - watch.t0
-        await seed_matrix(Matrix(fleet.hosts[new].box.kernel, scene.world))
+        try:
+            await seed_matrix(Matrix(fleet.hosts[new].box.kernel, scene.world))
+        except Exception:
+            await _post_mortem(stack, fleet, everyone)
+            raise
         matrix_done = time.monotonic() - watch.t0
         await asyncio.sleep(0.5)
     print(f"\n{fault}: matrix started passing {matrix_start:.1f} s after the fault, done at {matrix_done:.1f} s")
@@ -214,6 +218,16 @@ async def fail_over(
         _, _, gap = watch.gap(r)
         assert gap <= MATRIX_WITHIN, f"router {r}: {gap:.1f} s without an answer"
     return watch, victims, where
+
+
+async def _post_mortem(stack: Stack, fleet: Fleet, routers: list[str]) -> None:
+    """What a failed check needs to be understood: where topology and the kernels put the routers,
+    and the end of every agent's log."""
+    for r in routers:
+        spec = await stack.topo("router.spec", ADMIN, id=r)
+        print(f"router {r}: spec revision {spec.revision} on {spec.agent_id}")
+    for h in fleet.hosts:
+        print(f"--- {h.name}: routers {await fleet.routers(h.index)}\n{h.agent.tail(40)}")
 
 
 async def come_back(stack: Stack, fleet: Fleet, scene: Scene, k: int, victims: list[str], restart: object) -> None:
