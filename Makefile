@@ -39,7 +39,7 @@ SOAK_SECONDS ?= 600
 soak: $(STAMP) os-deps
 	@mkdir -p build && rm -f build/soak.jsonl
 	SCOPENET_SOAK_SECONDS=$(SOAK_SECONDS) SCOPENET_SOAK_REPORT=$(CURDIR)/build/soak.jsonl \
-	  $(BIN)/pytest -q -s -p no:cacheprovider tests/faults; code=$$?; \
+	  $(BIN)/pytest -q -s -p no:cacheprovider --timeout=0 tests/faults; code=$$?; \
 	  $(BIN)/python scripts/soak_report.py build/soak.jsonl docs/reliability.md --seconds $(SOAK_SECONDS) \
 	    --exit-code $$code; exit $$code
 

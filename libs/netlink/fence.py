@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from scopenet.datapath import fence
 from scopenet.netlink import libnft
@@ -38,7 +39,7 @@ async def revoke(kernel: Kernel) -> None:
 async def state(kernel: Kernel) -> tuple[frozenset[str], frozenset[str], int]:
     """``(router ports, leased Ethernet types, fenced packets)`` as the kernel has them now."""
 
-    def listing(ctx: libnft.Nft) -> dict | None:  # type: ignore[type-arg]
+    def listing(ctx: libnft.Nft) -> dict[str, Any] | None:
         try:
             return ctx.list_json(f"table {fence.FAMILY} {fence.TABLE}")
         except NftError as exc:

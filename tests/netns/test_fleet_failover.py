@@ -113,14 +113,18 @@ async def watching(
     for r in probes:
         watch.answered[r], watch.live[r] = [], []
 
+    # The loops also stop on a flag: on Python 3.11 ``wait_for`` (inside ``udp_seen``) can swallow
+    # a cancellation that lands as its inner receive completes, and the loop would run on forever.
+    done = asyncio.Event()
+
     async def probe(router: str, src: TestInstance, dst: str) -> None:
-        while True:
+        while not done.is_set():
             ok = await udp_seen(src, dst, timeout=SAMPLE * 2, port=PROBE_PORT) is not None
             watch.answered[router].append((time.monotonic(), ok))
             await asyncio.sleep(SAMPLE)
 
     async def monitor() -> None:
-        while True:
+        while not done.is_set():
             for r in probes:
                 watch.live[r].append((time.monotonic(), await live_hosts(fleet, r, ports[r])))
             await asyncio.sleep(SAMPLE)
@@ -133,9 +137,10 @@ async def watching(
         try:
             yield watch
         finally:
+            done.set()
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
 
 
 def probes_of(scene: Scene) -> dict[str, tuple[TestInstance, str]]:
