@@ -5,8 +5,9 @@ seconds; entries expire (bucket TTL). Expiry produces no event a watcher sees on
 version, so liveness is "heard from within the TTL", checked once a second. The one truth for both
 is the bucket: the TTL is the bucket's (whoever created it; ``agent_ttl`` only when creating it),
 and "heard" is the server's timestamp of the entry — every topology replica, and the agents' own
-fences, judge by the same two numbers. Time during which this replica itself was cut off from NATS
-does not count against agents (it could not have heard them).
+fences, judge by the same two numbers (so topology's clock and the NATS servers' are assumed
+NTP-synchronised: a skew lengthens or shortens the TTL by as much). Time during which this replica
+itself was cut off from NATS does not count against agents (it could not have heard them).
 
 Scheduling is level-triggered: a pass assigns every active router that has no live agent to the
 least-loaded live agent (or leaves it PENDING when there is none), publishes ``present=false`` on
