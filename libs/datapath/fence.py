@@ -68,11 +68,6 @@ def renew(router_ports: Iterable[str], lease_ms: int) -> str:
     return "\n".join([*lines, ""])
 
 
-def revoke() -> str:
-    """Drop the lease now (an agent stopping on purpose, or a test)."""
-    return f"flush set {FAMILY} {TABLE} lease\n"
-
-
 def _quote(ifname: str) -> str:
     if not ifname or len(ifname) > 15 or any(c in ifname for c in ' "\\/\n'):
         raise ValueError(f"invalid interface name {ifname!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from scopenet.datapath import fence
 from scopenet.netlink import libnft
@@ -32,19 +31,8 @@ async def remove(kernel: Kernel) -> None:
             raise
 
 
-async def revoke(kernel: Kernel) -> None:
-    await _run(kernel, fence.revoke())
-
-
 async def state(kernel: Kernel) -> tuple[frozenset[str], frozenset[str], int]:
     """``(router ports, leased Ethernet types, fenced packets)`` as the kernel has them now."""
-
-    def listing(ctx: libnft.Nft) -> dict[str, Any] | None:
-        try:
-            return ctx.list_json(f"table {fence.FAMILY} {fence.TABLE}")
-        except NftError as exc:
-            if "No such file or directory" in str(exc):
-                return None
-            raise
-
-    return fence.read(await kernel.ns.call(kernel.host, lambda: libnft.session(listing)))
+    table = f"{fence.FAMILY} {fence.TABLE}"
+    listing = await kernel.ns.call(kernel.host, lambda: libnft.session(lambda ctx: libnft.table_listing(ctx, table)))
+    return fence.read(listing)

@@ -170,10 +170,11 @@ def new_context() -> Nft:
     return CliNft(_binary() or NFT)
 
 
-def table_listing(ctx: Nft) -> dict[str, Any] | None:
-    """``list table inet scopenet_router`` as JSON through ``ctx``; None when there is no table."""
+def table_listing(ctx: Nft, table: str = f"inet {names.TABLE}") -> dict[str, Any] | None:
+    """``list table <family> <name>`` (default: the router's table) as JSON through ``ctx``; None
+    when there is no such table."""
     try:
-        return ctx.list_json(f"table inet {names.TABLE}")
+        return ctx.list_json(f"table {table}")
     except NftError as exc:
         if "No such file or directory" in str(exc):
             return None

@@ -53,7 +53,6 @@ class FenceKeeper:
         """``time.monotonic()`` of the last renewal (None: never by this process)."""
         self.expires_at = 0.0
         """``time.monotonic()`` at which the kernel lease of the last renewal runs out."""
-        self.renewals = 0
 
     def lease(self) -> float | None:
         """Seconds each renewal is good for; None until the bucket's TTL is known."""
@@ -86,7 +85,6 @@ class FenceKeeper:
             _log.info("fence_lease_renewed", lease_seconds=round(grant, 1), after_lapse=self.last_renew is not None)
         self.last_renew = now
         self.expires_at = now + grant
-        self.renewals += 1
         return True
 
     async def caught_up(self) -> bool:

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any
 
 import asyncpg
@@ -26,11 +25,11 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from scopenet.contracts import routerspec as rs
-from scopenet.datapath import desired_state, nft, plan
-from scopenet.netlink import libnft
+from scopenet.datapath import desired_state, plan
 from scopenet.services.bench.sandbox import AgentSandbox
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import Topo
+from tests.netns.stack import reference_fingerprint
 
 
 async def databases(db: asyncpg.Connection) -> dict[str, Any]:
@@ -116,31 +115,6 @@ async def router_specs(js: JetStreamContext, topo: Topo, db: asyncpg.Connection)
     return {k: v for k, v in out.items() if v}
 
 
-_references: dict[str, str] = {}
-"""nft text → its reference fingerprint (a scratch namespace per ruleset, not per check)."""
-
-
-async def _reference_fingerprint(box: AgentSandbox, text: str) -> str:
-    """The listing fingerprint of ``text`` written once into a fresh namespace (then removed)."""
-    if text in _references:
-        return _references[text]
-    name = f"ref-{uuid.uuid4().hex[:8]}"
-
-    def write() -> Any:
-        def run(ctx: libnft.Nft) -> Any:
-            ctx.run(text)
-            return libnft.table_listing(ctx)
-
-        return libnft.session(run)
-
-    listing = await box.ns.run(lambda: box.ns.create(name, write))
-    await box.ns.run(lambda: box.ns.delete(name))
-    parsed = nft.parse_listing(listing) if listing is not None else None
-    assert parsed is not None, "the reference table could not be listed"
-    _references[text] = parsed.fingerprint
-    return parsed.fingerprint
-
-
 async def kernel(box: AgentSandbox, topo: Topo, db: asyncpg.Connection, *, owner: str) -> dict[str, Any]:
     rows = await db.fetch("SELECT id FROM topology.routers WHERE agent_id = $1 AND admin_state_up", owner)
     wanted_routers = sorted(str(r["id"]) for r in rows)
@@ -156,7 +130,7 @@ async def kernel(box: AgentSandbox, topo: Topo, db: asyncpg.Connection, *, owner
         if desired is None:
             continue
         links |= {v.peer for v in desired.veths} | set(desired.bridges)
-        desired = dataclasses.replace(desired, nft_fingerprint=await _reference_fingerprint(box, desired.nft.text))
+        desired = dataclasses.replace(desired, nft_fingerprint=await reference_fingerprint(box, desired.nft.text))
         if steps := plan(desired, await box.kernel.observe(rid, desired)).describe():
             drift[rid] = steps
     if drift:

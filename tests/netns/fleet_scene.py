@@ -115,18 +115,7 @@ async def scene(stack: Stack, fleet: Fleet) -> AsyncIterator[Scene]:
     inst1 = await fleet.plug(hosts["instance1"], inst1_port.id, "instance1")
     inst2 = await fleet.plug(hosts["instance2"], inst2_port.id, "instance2")
     ext = await fleet.plug(hosts["ext"], ext_port.id, "ext", routes=ext_routes(t["gw"]))
-    world = World(
-        router=t["router"],
-        pool4=t["pool4"],
-        scope4=t["scope4"],
-        fip_network=t["public"],
-        inst1_port=str(inst1_port.id),
-        ifname=t["ifname"],
-        gw=t["gw"],
-        ext=ext,
-        inst1=inst1,
-        inst2=inst2,
-    )
+    world = World.of(t, ext=ext, inst1=inst1, inst2=inst2)
     segments = {
         "public": await segment_of(stack, t["public"]),
         "network1": await segment_of(stack, inst1_port.network_id),

@@ -51,6 +51,22 @@ class World:
     def ip(self, inst: TestInstance, version: int) -> str:
         return inst.ip(version)
 
+    @classmethod
+    def of(cls, t: dict[str, Any], *, ext: TestInstance, inst1: TestInstance, inst2: TestInstance) -> World:
+        """The world of ``seed_topology``'s resources ``t``, with its instances plugged wherever."""
+        return cls(
+            router=t["router"],
+            pool4=t["pool4"],
+            scope4=t["scope4"],
+            fip_network=t["public"],
+            inst1_port=str(t["ports"][0].id),
+            ifname=t["ifname"],
+            gw=t["gw"],
+            ext=ext,
+            inst1=inst1,
+            inst2=inst2,
+        )
+
 
 async def seed_topology(stack: Stack) -> dict[str, Any]:
     """The seed's resources (one project, router1 with its gateway and four interfaces, three ports)."""

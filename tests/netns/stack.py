@@ -33,9 +33,11 @@ import pytest
 
 from scopenet.bus.client import BusClient
 from scopenet.contracts.permissions import agent_user
+from scopenet.datapath import nft
 from scopenet.infra.embedded import add_nats_users, nats_server
 from scopenet.infra.natsauth import user_url
 from scopenet.infra.select import Endpoints
+from scopenet.netlink import libnft
 from scopenet.services.bench.sandbox import AgentSandbox
 from scopenet.services.ipam.app import ipam_service
 from scopenet.services.topology.app import topology_service
@@ -238,3 +240,29 @@ async def cli(box: Box, state_dir: Path, *args: str, timeout: float = 30) -> sub
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
+
+
+_references: dict[str, str] = {}
+"""nft text → its reference fingerprint (a scratch namespace per ruleset, not per check)."""
+
+
+async def reference_fingerprint(box: AgentSandbox, text: str) -> str:
+    """The listing fingerprint of ``text`` written once into a fresh namespace (then removed): what
+    an agent's table must list as, with no rule missing or doubled."""
+    if text in _references:
+        return _references[text]
+    name = f"ref-{uuid.uuid4().hex[:8]}"
+
+    def write() -> Any:
+        def run(ctx: libnft.Nft) -> Any:
+            ctx.run(text)
+            return libnft.table_listing(ctx)
+
+        return libnft.session(run)
+
+    listing = await box.ns.run(lambda: box.ns.create(name, write))
+    await box.ns.run(lambda: box.ns.delete(name))
+    parsed = nft.parse_listing(listing) if listing is not None else None
+    assert parsed is not None, "the reference table could not be listed"
+    _references[text] = parsed.fingerprint
+    return parsed.fingerprint

@@ -26,6 +26,7 @@ from scopenet.services.bench.sandbox import AgentSandbox
 from scopenet.services.l3_agent.reconciler import Reconciler
 from tests.netns.conftest import OWNER, Sandbox
 from tests.netns.seed import EXT_SEG, INSTANCE2, NET1_SEG, NET2_SEG, ROUTER1, router1
+from tests.netns.test_datapath_reconcile import converge
 
 pytestmark = pytest.mark.netns
 
@@ -87,13 +88,17 @@ async def spanning(sandbox: Sandbox) -> AsyncIterator[Reconciler]:
         yield rec
 
 
-async def converge(reconciler: Reconciler, *, resync: bool = False) -> int:
-    if resync:
-        await reconciler.resync()
-    await reconciler.wait_idle(10)
-    status = reconciler.status(RID)
-    assert status is not None and status.status == "ACTIVE", status
-    return status.changes
+async def instance2(sandbox: Sandbox) -> TestInstance:
+    """instance2 plugged on this host, making network2's bridge and device as the plug tool does."""
+    return await TestInstance.create(
+        sandbox.ns,
+        name=INSTANCE2.name,
+        bridge=INSTANCE2.bridge,
+        mac=INSTANCE2.mac,
+        addresses=INSTANCE2.addresses,
+        host=sandbox.host,
+        vxlan=network_vxlan(NET2_SEG, UNDERLAY),
+    )
 
 
 async def test_every_bridge_gets_its_vxlan_device(sandbox: Sandbox, spanning: Reconciler) -> None:
@@ -130,15 +135,7 @@ async def test_the_last_one_to_leave_a_network_takes_the_device_with_the_bridge(
     """A bridge whose only port is its VXLAN device is empty: router and instance both remove it."""
     spanning.desired(router1())
     await converge(spanning)
-    inst = await TestInstance.create(
-        sandbox.ns,
-        name=INSTANCE2.name,
-        bridge=INSTANCE2.bridge,
-        mac=INSTANCE2.mac,
-        addresses=INSTANCE2.addresses,
-        host=sandbox.host,
-        vxlan=network_vxlan(NET2_SEG, UNDERLAY),
-    )
+    inst = await instance2(sandbox)
     spanning.forget(ROUTER1)
     await spanning.wait_idle(10)
     assert await vxlans(sandbox) == expected(NET2_SEG)  # network2 still has the instance here
@@ -152,15 +149,7 @@ async def test_the_last_one_to_leave_a_network_takes_the_device_with_the_bridge(
 async def test_an_instance_first_on_a_host_brings_the_network_with_it(sandbox: Sandbox, spanning: Reconciler) -> None:
     """The plug tool makes the bridge with the same device the agent would: the agent's plan then
     leaves network2's bridge and device as they are."""
-    inst = await TestInstance.create(
-        sandbox.ns,
-        name=INSTANCE2.name,
-        bridge=INSTANCE2.bridge,
-        mac=INSTANCE2.mac,
-        addresses=INSTANCE2.addresses,
-        host=sandbox.host,
-        vxlan=network_vxlan(NET2_SEG, UNDERLAY),
-    )
+    inst = await instance2(sandbox)
     assert await vxlans(sandbox) == expected(NET2_SEG)
     state = desired_state(router1(), owner=OWNER, underlay=UNDERLAY)
     assert state is not None

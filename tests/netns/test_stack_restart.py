@@ -29,7 +29,7 @@ from scopenet.datapath import desired_state, nft, plan
 from scopenet.netlink import libnft
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import project
-from tests.netns.stack import AgentProcess, Box, Stack, box, eventually, stack
+from tests.netns.stack import AgentProcess, Box, Stack, box, eventually, reference_fingerprint, stack
 
 pytestmark = pytest.mark.netns
 
@@ -62,25 +62,6 @@ async def make_router(stack: Stack, external: str) -> dict[str, Any]:
     for s in (v4, v6):
         await mk.attach(ctx, router, s)
     return {"id": str(router.id), "ctx": ctx, "net": net, "v4": v4, "v6": v6}
-
-
-async def reference_fingerprint(box: Box, text: str) -> str:
-    """The listing fingerprint of ``text`` written once into a fresh namespace (then removed)."""
-    name = f"ref-{uuid.uuid4().hex[:8]}"
-
-    def write() -> Any:
-        def run(ctx: libnft.Nft) -> Any:
-            ctx.run(text)
-            return libnft.table_listing(ctx)
-
-        return libnft.session(run)
-
-    listing = await box.ns.run(lambda: box.ns.create(name, write))
-    await box.ns.run(lambda: box.ns.delete(name))
-    assert listing is not None
-    parsed = nft.parse_listing(listing)
-    assert parsed is not None
-    return parsed.fingerprint
 
 
 async def drift(stack: Stack, box: Box, router: str) -> list[str]:

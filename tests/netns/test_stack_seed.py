@@ -63,18 +63,7 @@ async def world(stack: Stack, box: Box, agent: Any) -> AsyncIterator[World]:
     assert done.returncode == 0, done.stderr
     ext = TestInstance.attach(box.ns, "ext", host=box.host)
     ext.addresses, ext.port_id = (await plug.port_view(stack.topo.bus, ext_port.id)).addresses, str(ext_port.id)
-    yield World(
-        router=t["router"],
-        pool4=t["pool4"],
-        scope4=t["scope4"],
-        fip_network=t["public"],
-        inst1_port=str(inst1_port.id),
-        ifname=t["ifname"],
-        gw=t["gw"],
-        ext=ext,
-        inst1=instances[0],
-        inst2=instances[1],
-    )
+    yield World.of(t, ext=ext, inst1=instances[0], inst2=instances[1])
     for inst in instances:
         await inst.delete()
 
