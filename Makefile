@@ -1,23 +1,49 @@
 # scopenet — the two commands a newcomer needs: `make demo` and `make test`.
+# Day to day, without root or servers: `make test-<service>` (ipam, topology, api, l3_agent) or `make test-libs`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+#: Every distribution of the workspace, the shared libraries first (see pyproject.toml).
+LIBS     := contracts runtime bus store infra policy datapath netlink bgp
+SERVICES := ipam topology api l3_agent
+DISTS    := $(LIBS:%=libs/%) $(SERVICES:%=services/%) commands
+HASH     := $(shell cat pyproject.toml constraints.txt $(DISTS:%=%/pyproject.toml) | sha1sum | cut -c1-12)
+DEV      := $(VENV)/.dev-$(HASH)
+E2E      := $(VENV)/.e2e-$(HASH)
 
-.PHONY: demo test soak lint schemas clean install os-deps
+.PHONY: demo test test-libs soak lint schemas docs clean install install-dev lock os-deps $(SERVICES:%=test-%)
 
-install: $(STAMP)
+## Everything `make test` needs: the workspace, the real clients the whole-stack tests drive, npm's nats.
+install: $(E2E)
 
-$(STAMP): pyproject.toml
+## The workspace in editable mode with the dev tools: enough for unit tests and lint.
+install-dev: $(DEV)
+
+$(DEV): pyproject.toml constraints.txt $(DISTS:%=%/pyproject.toml)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "scopenet needs Python 3.11+")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check pip==26.3 setuptools==80.9.0
+	@# One resolution for all distributions, editable (a static .pth per src/ directory: editors,
+	@# mypy and import-linter read the code where it is).
+	$(PIP) --no-build-isolation $(DISTS:%=-e %) --group dev
+	@rm -f $(VENV)/.dev-* $(VENV)/.e2e-*
+	@touch $@
+
+$(E2E): $(DEV)
+	$(PIP) --group e2e
 	@# The Node.js publisher test (another system driving scopenet over NATS) needs npm's `nats`.
 	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --silent; \
 	 else echo "scopenet: npm not found: tests/node cannot be installed (install Node.js 18+)"; fi
-	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+## Re-pin every third-party version after changing a dependency: constraints.txt from a fresh resolution.
+lock:
+	rm -rf build/lock && $(PYTHON) -m venv build/lock
+	build/lock/bin/pip install --quiet pip==26.3 setuptools==80.9.0
+	build/lock/bin/pip install --quiet --no-build-isolation $(DISTS:%=-e %) --group dev --group e2e
+	build/lock/bin/pip freeze --exclude-editable | grep -v '^scopenet' > constraints.txt
+	rm -rf build/lock
 
 ## OS tools of the datapath (nftables, libnftables, iproute2, ping, conntrack): installs what is
 ## missing with apt-get when root, else says in one line what is missing (the demo then runs its
@@ -26,38 +52,49 @@ os-deps:
 	-@scripts/os-deps.sh
 
 ## The seed's walkthrough end to end on an embedded stack, with the connectivity table.
-demo: $(STAMP) os-deps
+demo: $(E2E) os-deps
 	$(BIN)/scopenet demo
 
-## Every test: unit, contract, integration (real Postgres and NATS), datapath (root + netns).
-test: $(STAMP) os-deps
+## Every test: each service's and library's own, contract, integration (real Postgres and NATS),
+## datapath (root + netns), faults.
+test: $(E2E) os-deps
 	$(BIN)/pytest -q
+
+## One service's own tests: seconds, no Postgres, no NATS, no root.
+$(SERVICES:%=test-%): test-%: $(DEV)
+	$(BIN)/pytest -q services/$*
+
+## The shared libraries' own tests (pure, no servers).
+test-libs: $(DEV)
+	$(BIN)/pytest -q libs
 
 ## The fault tests, long: NATS and Postgres outages and the kill -9 loop under load, each driven
 ## for SOAK_SECONDS (CI runs short versions); the results go into docs/reliability.md.
 SOAK_SECONDS ?= 600
-soak: $(STAMP) os-deps
+soak: $(E2E) os-deps
 	@mkdir -p build && rm -f build/soak.jsonl
 	SCOPENET_SOAK_SECONDS=$(SOAK_SECONDS) SCOPENET_SOAK_REPORT=$(CURDIR)/build/soak.jsonl \
 	  $(BIN)/pytest -q -s -p no:cacheprovider --timeout=0 tests/faults; code=$$?; \
 	  $(BIN)/python scripts/soak_report.py build/soak.jsonl docs/reliability.md --seconds $(SOAK_SECONDS) \
 	    --exit-code $$code; exit $$code
 
-## Static checks CI runs beside the tests. mypy and import-linter cannot follow setuptools'
-## package-dir mapping (libs/ -> scopenet, services/ -> scopenet.services), so they read the
-## package through a tree of symlinks that mirrors it.
-lint: $(STAMP)
+## Static checks CI runs beside the tests: format and lint, types, layers, import cycles, and the
+## generated parts of proto/ and docs/ being up to date.
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@rm -rf .lint && mkdir -p .lint/scopenet
-	@for f in libs/*; do ln -s ../../$$f .lint/scopenet/; done
-	@ln -s ../../services .lint/scopenet/services
-	MYPYPATH=.lint $(BIN)/mypy -p scopenet
-	PYTHONPATH=.lint $(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_cycles.py
+	$(BIN)/python scripts/gen_docs.py --check
 
 ## Regenerate proto/ from the pydantic contracts (a contract test fails when they drift).
-schemas: $(STAMP)
+schemas: $(DEV)
 	$(BIN)/python scripts/gen_schemas.py
+
+## Regenerate the reference tables in docs/ (subjects, settings) from the code.
+docs: $(DEV)
+	$(BIN)/python scripts/gen_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

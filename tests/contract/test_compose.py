@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from scopenet.services.cli import SERVICE_APPS
-from scopenet.settings import Settings
+from scopenet.commands.cli import SERVICE_APPS
+from scopenet.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from scopenet.bus import natsauth
+from scopenet.commands.cli import SERVICE_APPS
 from scopenet.contracts import permissions as perm
-from scopenet.infra import natsauth
-from scopenet.services.cli import SERVICE_APPS
 from scopenet.store.roles import role_name
 
 ROOT = Path(__file__).resolve().parents[2]

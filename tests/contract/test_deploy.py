@@ -35,8 +35,8 @@ import yaml
 from pydantic_settings import BaseSettings
 
 import scopenet.services
-from scopenet.services.cli import SERVICE_APPS
-from scopenet.settings import Settings
+from scopenet.commands.cli import SERVICE_APPS
+from scopenet.runtime.settings import Settings
 
 Obj = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scopenet.runtime.settings import Settings
 from scopenet.services.topology.settings import TopologySettings
-from scopenet.settings import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

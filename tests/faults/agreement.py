@@ -24,9 +24,9 @@ import asyncpg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from scopenet.commands.bench.sandbox import AgentSandbox
 from scopenet.contracts import routerspec as rs
 from scopenet.datapath import desired_state, plan
-from scopenet.services.bench.sandbox import AgentSandbox
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import Topo
 from tests.netns.stack import reference_fingerprint

@@ -25,10 +25,10 @@ import aiohttp
 import asyncpg
 import yaml
 
+from scopenet.commands.bench.sandbox import AgentSandbox
+from scopenet.commands.stack import service_env
 from scopenet.infra.select import Endpoints
-from scopenet.services.bench.sandbox import AgentSandbox
-from scopenet.services.stack import service_env
-from scopenet.settings import Settings
+from scopenet.runtime.settings import Settings
 from tests.faults.infra import Nats, Postgres, free_port
 
 ADMIN_TOKEN = "tok-faults-admin-0123456789"
@@ -69,7 +69,7 @@ class Proc:
             **ENV,
             **self.env,
         }
-        argv = [sys.executable, "-m", "scopenet.services.cli", "service", self.name]
+        argv = [sys.executable, "-m", "scopenet.commands.cli", "service", self.name]
         with open(self.log, "ab") as out:
             if self.box is not None:
                 self.proc = self.box.spawn(argv, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -44,13 +44,13 @@ import asyncpg
 import nats
 import pytest
 
+from scopenet.bus import natsauth
 from scopenet.bus.client import BusClient
+from scopenet.commands.bench.sandbox import AgentSandbox
 from scopenet.contracts import permissions as perm
-from scopenet.errors import DomainError, TransientError
-from scopenet.infra import natsauth
+from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.infra.embedded import nats_credentials, nats_server
 from scopenet.infra.select import Endpoints
-from scopenet.services.bench.sandbox import AgentSandbox
 from tests.conftest import with_database
 from tests.faults import agreement
 from tests.faults.conftest import soak_seconds
@@ -111,7 +111,7 @@ async def _admin_sql(url: str, sql: str) -> None:
 def _children(state: Path, db: str, admin_url: str, box: AgentSandbox, box_nats: str, api_port: int) -> list[Child]:
     """Each service with its own NATS user (as in production), the agent reaching NATS through the
     sandbox's relay."""
-    python = [sys.executable, "-m", "scopenet.services.cli", "service"]
+    python = [sys.executable, "-m", "scopenet.commands.cli", "service"]
     passwords = nats_credentials(state / "nats").load()
 
     def as_user(url: str, user: str) -> str:

@@ -16,12 +16,12 @@ from nats.js.api import DeliverPolicy
 from scopenet.bus.client import BusClient, decode_error
 from scopenet.bus.errors import ERROR_CODE_HEADER
 from scopenet.contracts.base import CallContext
+from scopenet.contracts.errors import DomainError
 from scopenet.contracts.subjects import EVENTS_SUBJECTS, IPAM_ENDPOINTS, Endpoint
-from scopenet.errors import DomainError
 from scopenet.infra.select import Endpoints
-from scopenet.runtime import Running
+from scopenet.runtime.settings import Settings
 from scopenet.services.ipam.app import ipam_service
-from scopenet.settings import Settings
+from scopenet.store.service import Running
 
 ADMIN = CallContext(project_id="0" * 32, roles=["admin"])
 ALICE = CallContext(project_id="a" * 32, roles=["member"])

@@ -30,7 +30,7 @@ class ServiceProcess:
             **self.env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scopenet.services.cli", "service", self.name], env=env, stdout=subprocess.DEVNULL
+            [sys.executable, "-m", "scopenet.commands.cli", "service", self.name], env=env, stdout=subprocess.DEVNULL
         )
         return self
 

@@ -17,7 +17,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from scopenet.bus.client import BusClient
 from scopenet.bus.jetstream import publish
-from scopenet.errors import DomainError, TransientError
+from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.infra.select import Endpoints
 from tests.integration.conftest import ADMIN, Ipam
 from tests.integration.procs import ServiceProcess, eventually, service_stats

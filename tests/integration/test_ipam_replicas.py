@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from netaddr import IPNetwork, IPSet
 
-from scopenet.errors import DomainError, TransientError
+from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.infra.select import Endpoints
 from tests.integration.conftest import ADMIN, Ipam
 from tests.integration.procs import eventually, requests_handled, service_stats, services

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from scopenet.errors import DomainError
+from scopenet.contracts.errors import DomainError
 from tests.integration.conftest import ADMIN, Ipam, IpamFixtures, fails, new_id, own, project, sole_default, uniq
 
 

@@ -18,9 +18,9 @@ import nats
 import pytest
 from nats.js.api import StreamConfig
 
-from scopenet.bus.outbox import OUTBOX_DDL, OUTBOX_DEAD_DDL, OutboxRelay
 from scopenet.infra.select import Endpoints
 from scopenet.store.db import create_pool
+from scopenet.store.outbox import OUTBOX_DDL, OUTBOX_DEAD_DDL, OutboxRelay
 
 
 @dataclass

@@ -30,23 +30,23 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 
 from scopenet.bus.client import BusClient, decode_error
+from scopenet.bus.natsauth import inbox_prefix, user_url
+from scopenet.commands.stack import RunningStack, run_stack
 from scopenet.contracts import permissions as perm
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.bgp import BgpSpeakerSpec, speaker_subject
+from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.contracts.routerspec import AGENTS_BUCKET, ROUTERS_STREAM, RouterSpec, agent_durable, router_subject
 from scopenet.contracts.subjects import ALL_ENDPOINTS, EVENTS_STREAM
 from scopenet.contracts.topology import DLQ_STREAM
-from scopenet.errors import DomainError, TransientError
 from scopenet.infra.embedded import nats_credentials, nats_server
-from scopenet.infra.natsauth import inbox_prefix, user_url
 from scopenet.infra.select import Endpoints
-from scopenet.services.bgp_speaker.speaker import SpeakerHost
+from scopenet.runtime.settings import Settings
+from scopenet.services.l3_agent.bgp.speaker import SpeakerHost
 from scopenet.services.l3_agent.heartbeat import Heartbeat
 from scopenet.services.l3_agent.reconciler import RouterStatus
 from scopenet.services.l3_agent.specs import SpecConsumer
 from scopenet.services.l3_agent.status import StatusReporter
-from scopenet.services.stack import RunningStack, run_stack
-from scopenet.settings import Settings
 from scopenet.store.roles import drop_roles_sql, role_name
 from tests.conftest import with_database
 

@@ -23,13 +23,13 @@ from scopenet.contracts.base import CallContext
 from scopenet.contracts.subjects import IPAM_ENDPOINTS
 from scopenet.infra.embedded import nats_server
 from scopenet.infra.select import Endpoints
-from scopenet.runtime import Running
+from scopenet.runtime.settings import Settings
 from scopenet.services.ipam.app import MIGRATIONS as IPAM_MIGRATIONS
 from scopenet.services.ipam.app import ipam_service
 from scopenet.services.topology.app import topology_service
-from scopenet.settings import Settings
 from scopenet.store import roles
 from scopenet.store.migrate import alembic_config
+from scopenet.store.service import Running
 from tests.conftest import with_database
 
 ADMIN = CallContext(project_id="0" * 32, roles=["admin"])

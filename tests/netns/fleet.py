@@ -1,6 +1,6 @@
 """A test fleet: several "hosts" on one machine, each with its own L3 agent, joined by an underlay.
 
-Each host is an ``AgentSandbox`` (``scopenet.services.bench.sandbox``): a private network and mount
+Each host is an ``AgentSandbox`` (``scopenet.commands.bench.sandbox``): a private network and mount
 namespace held by this process, its host namespace ``host`` inside, and the agent — the real
 ``scopenet service l3-agent`` (``tests.netns.stack.AgentProcess``) — started entirely in it, with
 ``SCOPENET_AGENT_ID=host-<k>`` and that host's VXLAN settings. The underlay is a bridge in a
@@ -29,11 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+from scopenet.commands.instance import plug
 from scopenet.datapath import names
 from scopenet.datapath.model import Underlay
 from scopenet.netlink import Namespaces, TestInstance
 from scopenet.netlink.rtnl import index_of, link_by_name, open_ipr
-from scopenet.services.instance import plug
 from scopenet.services.topology.settings import TopologySettings
 from tests.integration.conftest import ADMIN
 from tests.netns.probes import ping

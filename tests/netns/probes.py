@@ -13,8 +13,8 @@ import socket
 from contextlib import asynccontextmanager
 from typing import Any
 
+from scopenet.datapath.example import InstanceSpec
 from scopenet.netlink import Namespaces, TestInstance
-from tests.netns.seed import InstanceSpec
 
 ECHO_PORT = 7777
 BLOCKED_WAIT = 0.4

@@ -3,7 +3,7 @@
 Isolation. Each test module gets a stack of its own: a nats-server of its own (so no other
 module's fake agents heartbeat into its bucket, and no one else's RouterSpecs share its stream)
 and a database of its own on the session's Postgres. The kernel side is an ``AgentSandbox``
-(``scopenet.services.bench.sandbox``): a private network *and* mount namespace held by this
+(``scopenet.commands.bench.sandbox``): a private network *and* mount namespace held by this
 process, a tmpfs on /run/netns, the agent's host namespace ``host`` inside. The agent —
 ``scopenet service l3-agent``, a real process — and every ``scopenet`` command a test runs are
 started entirely inside it (``nsenter --net --mount``), so they cannot touch the machine's network;
@@ -32,17 +32,17 @@ import nats
 import pytest
 
 from scopenet.bus.client import BusClient
+from scopenet.bus.natsauth import user_url
+from scopenet.commands.bench.sandbox import AgentSandbox
 from scopenet.contracts.permissions import agent_user
 from scopenet.datapath import nft
 from scopenet.infra.embedded import add_nats_users, nats_server
-from scopenet.infra.natsauth import user_url
 from scopenet.infra.select import Endpoints
 from scopenet.netlink import libnft
-from scopenet.services.bench.sandbox import AgentSandbox
+from scopenet.runtime.settings import Settings
 from scopenet.services.ipam.app import ipam_service
 from scopenet.services.topology.app import topology_service
 from scopenet.services.topology.settings import TopologySettings
-from scopenet.settings import Settings
 from scopenet.store.roles import drop_roles_sql
 from tests.conftest import with_database
 from tests.integration.conftest import Ipam
@@ -157,7 +157,7 @@ class AgentProcess:
             **self.env,
         }
         env.pop("SCOPENET_DATABASE_URL", None)
-        argv = [sys.executable, "-m", "scopenet.services.cli", "service", "l3-agent"]
+        argv = [sys.executable, "-m", "scopenet.commands.cli", "service", "l3-agent"]
         with open(self.log, "ab") as out:
             self.proc = self.box.spawn(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
@@ -233,7 +233,7 @@ async def cli(box: Box, state_dir: Path, *args: str, timeout: float = 30) -> sub
     ``SCOPENET_STATE_DIR`` the stack's. Async: the services it talks to run on this test's loop."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_")}
     env |= {"SCOPENET_STATE_DIR": str(state_dir), "SCOPENET_LOG_LEVEL": "warning"}
-    argv = box.argv([sys.executable, "-m", "scopenet.services.cli", *args])
+    argv = box.argv([sys.executable, "-m", "scopenet.commands.cli", *args])
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )

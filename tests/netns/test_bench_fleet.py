@@ -26,7 +26,7 @@ AGENTS = {"fleet-agent-1", "fleet-agent-2", "fleet-agent-3"}
 async def test_twenty_routers_go_active_and_survive_an_agent_kill(infra: Endpoints, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_")}
     env |= {"SCOPENET_DATABASE_URL": infra.database_url, "SCOPENET_LOG_LEVEL": "warning"}
-    argv = [sys.executable, "-m", "scopenet.services.cli", "bench", "fleet", "--routers", "20", "--ports", "100"]
+    argv = [sys.executable, "-m", "scopenet.commands.cli", "bench", "fleet", "--routers", "20", "--ports", "100"]
     argv += ["--clients", "8", "--agent-ttl", "3", "--heartbeat-interval", "0.5", "--state-dir", str(tmp_path)]
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

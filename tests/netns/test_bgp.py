@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from scopenet.commands.demo import bgp
+from scopenet.commands.instance import plug
 from scopenet.datapath import nft
 from scopenet.netlink import TestInstance
-from scopenet.services.demo import bgp
-from scopenet.services.instance import plug
 from tests.integration.conftest import ADMIN
 from tests.netns.probes import ping
 from tests.netns.seed_stack import seed_topology

@@ -14,11 +14,7 @@ import time
 import pytest
 
 from scopenet.datapath import names
-from scopenet.netlink import TestInstance
-from scopenet.services.l3_agent.reconciler import Reconciler
-from tests.netns.conftest import Sandbox
-from tests.netns.probes import BLOCKED_WAIT, echo_servers, make_instances, ping, udp_seen
-from tests.netns.seed import (
+from scopenet.datapath.example import (
     EXT_HOST,
     FLOATING_IP,
     GW_PORT,
@@ -29,6 +25,10 @@ from tests.netns.seed import (
     ROUTER1,
     router1,
 )
+from scopenet.netlink import TestInstance
+from scopenet.services.l3_agent.reconciler import Reconciler
+from tests.netns.conftest import Sandbox
+from tests.netns.probes import BLOCKED_WAIT, echo_servers, make_instances, ping, udp_seen
 
 pytestmark = pytest.mark.netns
 

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
+from scopenet.datapath.example import ROUTER1, router1
 from scopenet.netlink import DatapathUnavailable, Namespaces, libnft
 from scopenet.services.l3_agent import require_datapath
 from scopenet.services.l3_agent.reconciler import Reconciler
 from tests.netns.conftest import OWNER, Sandbox
-from tests.netns.seed import ROUTER1, router1
 
 pytestmark = pytest.mark.netns
 

@@ -8,11 +8,11 @@ import uuid
 import pytest
 
 from scopenet.datapath import desired_state, names, plan
+from scopenet.datapath.example import EXT_HOST, INSTANCE2, NET1_PORT, NET1_SEG, NET2_PORT, NET2_SEG, ROUTER1, router1
 from scopenet.netlink import TestInstance
 from scopenet.services.l3_agent.reconciler import Reconciler
 from tests.netns.conftest import OWNER, Sandbox
 from tests.netns.probes import echo_servers, make_instances, ping, udp_seen
-from tests.netns.seed import EXT_HOST, INSTANCE2, NET1_PORT, NET1_SEG, NET2_PORT, NET2_SEG, ROUTER1, router1
 
 pytestmark = pytest.mark.netns
 

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from scopenet.contracts.routerspec import FloatingIp, RouterSpec
+from scopenet.datapath.example import FIP, INST1_PORT, random_router
 from scopenet.services.l3_agent.reconciler import Reconciler
 from tests.netns.conftest import Sandbox
-from tests.netns.seed import FIP, INST1_PORT, random_router
 
 pytestmark = pytest.mark.netns
 N = 20

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
+from scopenet.commands.bench.sandbox import AgentSandbox
 from scopenet.contracts.topology import MAX_MTU
 from scopenet.datapath import desired_state, names, plan
+from scopenet.datapath.example import EXT_SEG, INSTANCE2, NET1_SEG, NET2_SEG, ROUTER1, router1
 from scopenet.datapath.model import Underlay
 from scopenet.datapath.render import network_vxlan
 from scopenet.netlink import TestInstance
-from scopenet.services.bench.sandbox import AgentSandbox
 from scopenet.services.l3_agent.reconciler import Reconciler
 from tests.netns.conftest import OWNER, Sandbox
-from tests.netns.seed import EXT_SEG, INSTANCE2, NET1_SEG, NET2_SEG, ROUTER1, router1
 from tests.netns.test_datapath_reconcile import converge
 
 pytestmark = pytest.mark.netns
@@ -194,7 +194,7 @@ async def test_the_agent_will_not_start_with_a_local_address_on_no_link() -> Non
             "SCOPENET_VXLAN_LOCAL_IP": "10.250.0.99",
             "SCOPENET_HEALTH_PORT": "0",
         }
-        argv = [sys.executable, "-m", "scopenet.services.cli", "service", "l3-agent"]
+        argv = [sys.executable, "-m", "scopenet.commands.cli", "service", "l3-agent"]
         proc = box.spawn(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _, err = await asyncio.to_thread(proc.communicate, timeout=60)
     assert proc.returncode != 0

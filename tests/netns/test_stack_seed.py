@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from scopenet.commands.instance import plug
 from scopenet.infra.embedded import record_stack
 from scopenet.netlink import TestInstance
-from scopenet.services.instance import plug
 from tests.integration.conftest import ADMIN
 from tests.netns.probes import echo_servers, udp_seen
 from tests.netns.seed_stack import Matrix, World, applied, ext_routes, gateways, seed_matrix, seed_topology

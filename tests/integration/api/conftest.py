@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from scopenet.infra.select import Endpoints
-from scopenet.runtime import Running
+from scopenet.runtime.settings import Settings
 from scopenet.services.api.app import RunningApi, api_service
 from scopenet.services.topology.app import topology_service
-from scopenet.settings import Settings
+from scopenet.store.service import Running
 
 ADMIN_PROJECT = "0" * 32
 ALICE_PROJECT = "a" * 32

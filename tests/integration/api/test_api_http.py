@@ -196,8 +196,8 @@ async def test_rbac_and_usage(http: Http) -> None:
 async def test_nats_down_is_a_prompt_503(tmp_path: Any) -> None:
     import aiohttp
 
+    from scopenet.runtime.settings import Settings
     from scopenet.services.api.app import api_service
-    from scopenet.settings import Settings
 
     settings = Settings(nats_url="nats://127.0.0.1:1", api_port=0, health_port=0, auth="noauth", request_timeout=0.2)
     async with api_service(settings, nats_url="nats://127.0.0.1:1") as api, aiohttp.ClientSession() as s:

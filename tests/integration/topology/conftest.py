@@ -17,10 +17,10 @@ from scopenet.bus.errors import ERROR_CODE_HEADER
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.subjects import TOPOLOGY_ENDPOINTS, Endpoint
 from scopenet.infra.select import Endpoints
-from scopenet.runtime import Running
+from scopenet.runtime.settings import Settings
 from scopenet.services.topology.app import topology_service
 from scopenet.services.topology.settings import TopologySettings
-from scopenet.settings import Settings
+from scopenet.store.service import Running
 from tests.integration.conftest import ADMIN, Ipam
 from tests.integration.procs import eventually
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scopenet.errors import DomainError
+from scopenet.contracts.errors import DomainError
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import Build, Topo, project
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from netaddr import IPAddress, IPNetwork
 
-from scopenet.errors import DomainError
+from scopenet.contracts.errors import DomainError
 from tests.integration.conftest import ADMIN, fails, new_id
 from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from scopenet.errors import BadRequest, Conflict, NotAuthorized, NotFound
+from scopenet.contracts.errors import BadRequest, Conflict, NotAuthorized, NotFound
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import Build, Topo, project
 from tests.integration.topology.test_topology_seed import build_seed

@@ -26,10 +26,10 @@ import asyncpg
 
 from scopenet.bus.client import BusClient
 from scopenet.bus.micro import serve
-from scopenet.errors import DomainError, TransientError
+from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.infra.select import Endpoints
-from scopenet.runtime import Running
 from scopenet.services.topology.handlers import routes
+from scopenet.store.service import Running
 from tests.integration.topology.conftest import Build, Topo, project
 
 SCOPENET = Path(sys.executable).parent / "scopenet"

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from scopenet.bus.micro import serve
-from scopenet.errors import TransientError
-from scopenet.runtime import Running
+from scopenet.contracts.errors import TransientError
 from scopenet.services.ipam.app import NAME, VERSION
 from scopenet.services.ipam.handlers import routes
+from scopenet.store.service import Running
 from tests.integration.conftest import ADMIN, fails
 from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project

@@ -8,8 +8,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from scopenet.runtime import Running
 from scopenet.services.topology import portsaga
+from scopenet.store.service import Running
 from tests.integration.conftest import EventTap, Ipam
 from tests.integration.topology.conftest import Build, project
 

@@ -1,0 +1,46 @@
+"""JetStream streams and publishing (always with ``Nats-Msg-Id``, so re-publishes dedupe)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from scopenet.contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
+from scopenet.runtime.settings import load
+
+DUPLICATE_WINDOW = 120.0  # seconds; JetStream's default, stated so it is visible
+
+
+def events_stream_config() -> StreamConfig:
+    return StreamConfig(
+        name=EVENTS_STREAM,
+        subjects=[EVENTS_SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=7 * 24 * 3600,
+        duplicate_window=DUPLICATE_WINDOW,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, replicas: int | None = None) -> None:
+    """Create the stream, or bring an existing one to ``config`` (idempotent, replica-safe).
+
+    ``replicas`` defaults to ``SCOPENET_STREAM_REPLICAS``, so every service agrees on it and none
+    sets a replicated stream back to one copy.
+    """
+    config.num_replicas = replicas if replicas is not None else load().stream_replicas
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        with contextlib.suppress(BadRequestError):
+            await js.update_stream(config)
+
+
+async def publish(js: JetStreamContext, subject: str, payload: bytes, *, msg_id: str, timeout: float = 5.0) -> bool:
+    """Publish and wait for the stream's ack. Returns False when JetStream saw ``msg_id`` before."""
+    ack = await js.publish(subject, payload, timeout=timeout, headers={"Nats-Msg-Id": msg_id})
+    return not ack.duplicate

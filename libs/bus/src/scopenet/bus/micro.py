@@ -1,0 +1,149 @@
+"""Serve commands through the NATS service API (``nats.micro``, ADR-32), with two fixes.
+
+Concurrency model: nats-py runs a subscription's callbacks one at a time, so an endpoint handler
+that awaits the database would serialise every request. Our callback only acquires a slot of a
+per-service ``asyncio.Semaphore`` and starts a task; when all slots are busy the callback waits,
+which stops reading from that subscription: back-pressure, not an unbounded task pile.
+
+Errors: ``DomainError`` → its numeric code and message; ``TransientError`` → 503; anything else
+→ 500 "internal error" with the traceback logged and never sent (nats.micro would send
+``repr(exc)``). A per-sender command (``Endpoint.sender``) whose body names another sender than
+its subject does is refused (403) before its handler runs. A reply larger than the server's max
+payload cannot be sent at all: the caller gets a 400 ``ReplyTooLarge`` that says so (and how to
+ask for less) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from nats.aio.client import Client as NATS
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import Service
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ValidationError
+
+from scopenet.bus.errors import from_validation, reply_for
+from scopenet.contracts.errors import BadRequest, DomainError, InternalError, TransientError
+from scopenet.contracts.subjects import Endpoint
+
+Handler = Callable[[Any], Awaitable[BaseModel]]
+
+REQUESTS = Counter("scopenet_requests_total", "Commands handled", ["service", "endpoint", "code"])
+LATENCY = Histogram(
+    "scopenet_request_duration_seconds",
+    "Command handling time",
+    ["service"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: Endpoint
+    handler: Handler
+
+
+class CommandServer:
+    """A running nats.micro service whose endpoints run handlers concurrently, bounded."""
+
+    def __init__(self, service: Service, *, name: str, limit: int, nc: NATS | None = None) -> None:
+        self.service = service
+        self.name = name
+        self._nc = nc
+        self._slots = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._log = structlog.get_logger("bus.micro").bind(service=name)
+
+    def callback(self, route: Route) -> Callable[[Request], Awaitable[None]]:
+        async def on_request(request: Request) -> None:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._handle(route, request))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+        return on_request
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, route: Route, request: Request) -> None:
+        started = time.perf_counter()
+        code = 200
+        try:
+            try:
+                command = route.endpoint.request.model_validate_json(request.data)
+                route.endpoint.check_sender(request.subject, command)  # before the handler: nothing written
+                result = await route.handler(command)
+            except ValidationError as exc:
+                raise from_validation(exc) from None
+            payload = result.model_dump_json().encode()
+            if self._nc is not None and len(payload) > self._nc.max_payload:
+                raise BadRequest(
+                    f"The reply ({len(payload)} bytes) exceeds the NATS max payload ({self._nc.max_payload} "
+                    "bytes): narrow the request with filters, or read the list in pages (limit and marker) "
+                    "where the command offers them.",
+                    type="ReplyTooLarge",
+                )
+            await request.respond(payload)
+        except (DomainError, TransientError) as exc:
+            code = exc.code
+            await self._respond_error(request, exc)
+        except asyncio.CancelledError:
+            code = 503
+            await self._respond_error(request, TransientError("service is shutting down"))
+            raise
+        except Exception:
+            code = 500
+            self._log.exception("handler_failed", subject=route.endpoint.subject)
+            await self._respond_error(request, InternalError("internal error"))
+        finally:
+            REQUESTS.labels(self.name, route.endpoint.name, str(code)).inc()
+            LATENCY.labels(self.name).observe(time.perf_counter() - started)
+
+    async def _respond_error(self, request: Request, exc: DomainError | TransientError) -> None:
+        body, headers = reply_for(exc)
+        try:
+            await request.respond(body, headers=headers)
+        except Exception:  # the caller's connection may be gone; nothing else to tell
+            self._log.warning("error_reply_failed", code=exc.code)
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Stop taking requests, then let the ones in flight finish (up to ``grace`` seconds)."""
+        await self.service.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+
+
+async def serve(
+    nc: NATS,
+    *,
+    name: str,
+    version: str,
+    description: str,
+    routes: Sequence[Route],
+    limit: int,
+) -> CommandServer:
+    service = await add_service(nc, name=name, version=version, description=description)
+    server = CommandServer(service, name=name, limit=limit, nc=nc)
+    for route in routes:
+        ep = route.endpoint
+        await service.add_endpoint(
+            name=ep.name,
+            subject=ep.pattern,  # a per-sender command: every sender's subject, one queue group
+            handler=server.callback(route),
+            metadata={
+                "request_schema": f"proto/schemas/{ep.service}/{ep.resource}.{ep.verb}.request.json",
+                "reply_schema": f"proto/schemas/{ep.service}/{ep.resource}.{ep.verb}.reply.json",
+            },
+        )
+    return server

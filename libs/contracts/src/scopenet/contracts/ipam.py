@@ -1,0 +1,415 @@
+"""IPAM contracts: address scopes, subnet pools, subnet (prefix) and IP allocations, RBAC.
+
+Field names and meanings are Neutron's (SPEC §1); ``mark_id`` is scopenet's: the address
+scope's datapath mark id, allocated once in the database so every agent agrees.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from scopenet.contracts.base import (
+    ByIdCommand,
+    Command,
+    Contract,
+    DeleteCommand,
+    Description,
+    ErrorBody,
+    Event,
+    Name,
+    ProjectId,
+    Tags,
+)
+
+IpVersion = Literal[4, 6]
+Cidr = str  # validated by scopenet.services.ipam.rules (a 400 naming the field), not by the schema
+PrefixLen = int
+
+
+# ---------------------------------------------------------------- address scopes
+
+
+class AddressScope(Contract):
+    id: UUID
+    name: str
+    project_id: str
+    tenant_id: str
+    shared: bool
+    """Relative to the caller: true when shared with everyone or with the caller's project."""
+    ip_version: IpVersion
+    mark_id: int
+    """Datapath mark id (mark = mark_id << 16); 1024 is "no scope", scopes get 1025 and up."""
+
+
+class AddressScopeCreateBody(Contract):
+    name: Name = ""
+    project_id: ProjectId | None = None
+    tenant_id: ProjectId | None = None
+    shared: bool = False
+    ip_version: IpVersion
+
+
+class AddressScopeUpdateBody(Contract):
+    name: Name | None = None
+    shared: bool | None = None
+
+
+class AddressScopeCreate(Command):
+    type: Literal["scopenet.services.ipam.rules.v1.address_scope.create"] = (
+        "scopenet.services.ipam.rules.v1.address_scope.create"
+    )
+    address_scope: AddressScopeCreateBody
+
+
+class AddressScopeUpdate(ByIdCommand):
+    type: Literal["scopenet.services.ipam.rules.v1.address_scope.update"] = (
+        "scopenet.services.ipam.rules.v1.address_scope.update"
+    )
+    address_scope: AddressScopeUpdateBody
+
+
+class AddressScopeReply(Contract):
+    address_scope: AddressScope
+
+
+class AddressScopeList(Contract):
+    address_scopes: list[AddressScope]
+
+
+# ---------------------------------------------------------------- subnet pools
+
+
+class SubnetPool(Contract):
+    id: UUID
+    name: str
+    project_id: str
+    tenant_id: str
+    prefixes: list[Cidr]
+    """Compacted (adjacent blocks merged) and sorted by address."""
+    ip_version: IpVersion
+    min_prefixlen: PrefixLen
+    max_prefixlen: PrefixLen
+    default_prefixlen: PrefixLen
+    default_quota: int | None
+    address_scope_id: UUID | None
+    is_default: bool
+    shared: bool
+    description: str
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    revision_number: int
+
+
+class SubnetPoolCreateBody(Contract):
+    name: Name = Field(min_length=1)
+    project_id: ProjectId | None = None
+    tenant_id: ProjectId | None = None
+    prefixes: list[Cidr] = Field(max_length=10_000)
+    min_prefixlen: PrefixLen | None = Field(default=None, ge=0)
+    max_prefixlen: PrefixLen | None = Field(default=None, ge=0)
+    default_prefixlen: PrefixLen | None = Field(default=None, ge=0)
+    default_quota: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    address_scope_id: UUID | None = None
+    is_default: bool = False
+    shared: bool = False
+    description: Description = ""
+    tags: Tags = Field(default_factory=list)
+
+
+class SubnetPoolUpdateBody(Contract):
+    name: Name | None = Field(default=None, min_length=1)
+    prefixes: list[Cidr] | None = Field(default=None, max_length=10_000)
+    min_prefixlen: PrefixLen | None = Field(default=None, ge=0)
+    max_prefixlen: PrefixLen | None = Field(default=None, ge=0)
+    default_prefixlen: PrefixLen | None = Field(default=None, ge=0)
+    default_quota: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    address_scope_id: UUID | None = None
+    is_default: bool | None = None
+    description: Description | None = None
+    tags: Tags | None = None
+
+
+class SubnetPoolCreate(Command):
+    type: Literal["scopenet.services.ipam.rules.v1.subnetpool.create"] = (
+        "scopenet.services.ipam.rules.v1.subnetpool.create"
+    )
+    subnetpool: SubnetPoolCreateBody
+
+
+class SubnetPoolUpdate(ByIdCommand):
+    type: Literal["scopenet.services.ipam.rules.v1.subnetpool.update"] = (
+        "scopenet.services.ipam.rules.v1.subnetpool.update"
+    )
+    subnetpool: SubnetPoolUpdateBody
+    if_revision: int | None = Field(default=None, ge=0)
+
+
+class SubnetPoolPrefixes(ByIdCommand):
+    """``add_prefixes`` / ``remove_prefixes``: the reply is the pool's new prefix list."""
+
+    prefixes: list[Cidr] = Field(min_length=1, max_length=10_000)
+
+
+class PrefixesReply(Contract):
+    prefixes: list[Cidr]
+
+
+class SubnetPoolReply(Contract):
+    subnetpool: SubnetPool
+
+
+class SubnetPoolList(Contract):
+    subnetpools: list[SubnetPool]
+
+
+class SubnetPoolDelete(DeleteCommand):
+    pass
+
+
+class PoolUsage(Contract):
+    """Allocated vs free addresses of one pool (the API's availability view)."""
+
+    subnetpool_id: UUID
+    ip_version: IpVersion
+    total_ips: int
+    used_ips: int
+    subnet_count: int
+
+
+class PoolUsageList(Contract):
+    usages: list[PoolUsage]
+
+
+# ---------------------------------------------------------------- subnets (prefix allocations)
+
+
+class AllocationPool(Contract):
+    start: str
+    end: str
+
+
+class Subnet(Contract):
+    """IPAM's view of a subnet: its prefix allocation, gateway and allocation pools."""
+
+    id: UUID
+    network_id: UUID
+    project_id: str
+    ip_version: IpVersion
+    cidr: Cidr
+    subnetpool_id: UUID | None
+    address_scope_id: UUID | None
+    gateway_ip: str | None
+    allocation_pools: list[AllocationPool]
+
+
+class SubnetAllocate(Command):
+    """Allocate (or register) a subnet's prefix. Idempotent on ``subnet_id``: a retry of the
+    same request returns the allocation already made, never a second one."""
+
+    type: Literal["scopenet.services.ipam.rules.v1.subnet.allocate"] = "scopenet.services.ipam.rules.v1.subnet.allocate"
+    subnet_id: UUID
+    network_id: UUID
+    project_id: ProjectId
+    ip_version: IpVersion
+    subnetpool_id: UUID | None = None
+    use_default_subnetpool: bool = False
+    cidr: Cidr | None = None
+    prefixlen: PrefixLen | None = None
+    gateway_ip: str | None = None
+    """Absent: the default gateway (SPEC §3.2); explicit null: no gateway."""
+    allocation_pools: list[AllocationPool] | None = Field(default=None, max_length=1000)
+    enable_dhcp: bool = True
+
+
+class SubnetUpdate(ByIdCommand):
+    type: Literal["scopenet.services.ipam.rules.v1.subnet.update"] = "scopenet.services.ipam.rules.v1.subnet.update"
+    gateway_ip: str | None = None
+    allocation_pools: list[AllocationPool] | None = Field(default=None, max_length=1000)
+
+
+class SubnetReply(Contract):
+    subnet: Subnet
+
+
+class SubnetList(Contract):
+    subnets: list[Subnet]
+    next_marker: str | None = None
+    """Set when the command had a ``limit`` and more subnets may follow (pass it as ``marker``)."""
+
+
+#: Requests of one ``*.allocate_many`` command (its reply must fit the NATS max payload too).
+MAX_BATCH = 500
+
+
+class SubnetAllocateMany(Command):
+    """Several ``subnet.allocate`` requests in one message: each is decided exactly as if it came
+    alone (its own context, its own idempotency on ``subnet_id``), and each gets its own result.
+    The envelope's context is the sender's; it grants nothing by itself."""
+
+    type: Literal["scopenet.services.ipam.rules.v1.subnet.allocate_many"] = (
+        "scopenet.services.ipam.rules.v1.subnet.allocate_many"
+    )
+    requests: list[SubnetAllocate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class SubnetAllocateResult(Contract):
+    """Exactly one of ``subnet`` (allocated) and ``error`` (the reply ``subnet.allocate`` would give)."""
+
+    subnet: Subnet | None = None
+    error: ErrorBody | None = None
+
+
+class SubnetAllocateManyReply(Contract):
+    results: list[SubnetAllocateResult]
+    """In the order of the requests."""
+
+
+# ---------------------------------------------------------------- IP allocations
+
+
+class IpAllocation(Contract):
+    subnet_id: UUID
+    port_id: UUID
+    ip_address: str
+
+
+class IpAllocate(Command):
+    """One address for ``port_id`` on ``subnet_id``: ``ip_address`` or the next free one.
+    Idempotent on (port, subnet, address)."""
+
+    type: Literal["scopenet.services.ipam.rules.v1.ip.allocate"] = "scopenet.services.ipam.rules.v1.ip.allocate"
+    subnet_id: UUID
+    port_id: UUID
+    ip_address: str | None = None
+
+
+class IpRelease(Command):
+    """Release the port's addresses (all, or only those on ``subnet_id`` / ``ip_address``)."""
+
+    type: Literal["scopenet.services.ipam.rules.v1.ip.release"] = "scopenet.services.ipam.rules.v1.ip.release"
+    port_id: UUID
+    subnet_id: UUID | None = None
+    ip_address: str | None = None
+
+
+class IpAllocateMany(Command):
+    """Several ``ip.allocate`` requests in one message, decided in order, each as if it came alone.
+    Requests for one port on one subnet keep their relative order (a later "next free" request of
+    the port there replays the address an earlier one got, as a repeated ``ip.allocate`` would)."""
+
+    type: Literal["scopenet.services.ipam.rules.v1.ip.allocate_many"] = (
+        "scopenet.services.ipam.rules.v1.ip.allocate_many"
+    )
+    requests: list[IpAllocate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class IpAllocateResult(Contract):
+    """Exactly one of ``allocation`` and ``error`` (the reply ``ip.allocate`` would give)."""
+
+    allocation: IpAllocation | None = None
+    error: ErrorBody | None = None
+
+
+class IpAllocateManyReply(Contract):
+    results: list[IpAllocateResult]
+    """In the order of the requests."""
+
+
+class IpAllocationReply(Contract):
+    allocation: IpAllocation
+
+
+class IpAllocationList(Contract):
+    allocations: list[IpAllocation]
+    next_marker: str | None = None
+    """Set when the command had a ``limit`` and more allocations may follow (pass it as ``marker``)."""
+
+
+# ---------------------------------------------------------------- RBAC (scopes and pools)
+
+RbacObjectType = Literal["address_scope", "subnetpool"]
+
+
+class RbacPolicy(Contract):
+    id: UUID
+    object_type: RbacObjectType
+    object_id: UUID
+    project_id: str
+    tenant_id: str
+    target_tenant: str
+    target_project: str
+    action: Literal["access_as_shared"]
+
+
+class RbacCreateBody(Contract):
+    object_type: RbacObjectType
+    object_id: UUID
+    action: Literal["access_as_shared"]
+    target_tenant: str | None = Field(default=None, max_length=255)
+    target_project: str | None = Field(default=None, max_length=255)
+    project_id: ProjectId | None = None
+    tenant_id: ProjectId | None = None
+
+
+class RbacCreate(Command):
+    type: Literal["scopenet.services.ipam.rules.v1.rbac_policy.create"] = (
+        "scopenet.services.ipam.rules.v1.rbac_policy.create"
+    )
+    rbac_policy: RbacCreateBody
+
+
+class RbacUpdate(ByIdCommand):
+    type: Literal["scopenet.services.ipam.rules.v1.rbac_policy.update"] = (
+        "scopenet.services.ipam.rules.v1.rbac_policy.update"
+    )
+    target_tenant: str = Field(max_length=255)
+
+
+class RbacReply(Contract):
+    rbac_policy: RbacPolicy
+
+
+class RbacList(Contract):
+    rbac_policies: list[RbacPolicy]
+
+
+# ---------------------------------------------------------------- events
+
+
+class AddressScopeEvent(Event):
+    resource: AddressScope
+    previous: AddressScope | None = None
+
+
+class SubnetPoolEvent(Event):
+    resource: SubnetPool
+    previous: SubnetPool | None = None
+
+
+class SubnetEvent(Event):
+    resource: Subnet
+    previous: Subnet | None = None
+
+
+class IpAllocationEvent(Event):
+    resource: IpAllocation
+    previous: None = None
+
+
+class RbacEvent(Event):
+    resource: RbacPolicy
+    previous: RbacPolicy | None = None
+
+
+__all__ = [
+    "AddressScopeCreate",
+    "ByIdCommand",
+    "Command",
+    "DeleteCommand",
+    "ProjectId",
+]

@@ -1,0 +1,1 @@
+"""Process plumbing every scopenet service shares: settings, logging, health probes, signals, supervision."""

@@ -1,1 +1,0 @@
-"""scopenet services: one package per service."""

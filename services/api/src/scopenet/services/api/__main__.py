@@ -1,0 +1,15 @@
+"""This service alone, on the URLs in ``SCOPENET_*``: ``python -m scopenet.services.api`` or ``scopenet-api``."""
+
+from __future__ import annotations
+
+from scopenet.runtime.process import run_service
+from scopenet.runtime.settings import Settings
+from scopenet.services.api.app import api_service
+
+
+def main() -> None:
+    run_service(api_service, Settings(), needs_database=False)
+
+
+if __name__ == "__main__":
+    main()

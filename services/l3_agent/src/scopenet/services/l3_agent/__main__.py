@@ -1,0 +1,15 @@
+"""This service alone, on the URLs in ``SCOPENET_*`` (``python -m scopenet.services.l3_agent``)."""
+
+from __future__ import annotations
+
+from scopenet.runtime.process import run_service
+from scopenet.runtime.settings import Settings
+from scopenet.services.l3_agent.app import l3_agent_service
+
+
+def main() -> None:
+    run_service(l3_agent_service, Settings(), needs_database=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+"""This service alone, on the URLs in ``SCOPENET_*`` (``python -m scopenet.services.topology``)."""
+
+from __future__ import annotations
+
+from scopenet.runtime.process import run_service
+from scopenet.runtime.settings import Settings
+from scopenet.services.topology.app import topology_service
+
+
+def main() -> None:
+    run_service(topology_service, Settings(), needs_database=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Wiring of the topology service.
+
+Besides the command service the runtime provides (migrations, pool, outbox relay, nats.micro,
+probes), topology runs: the IPAM mirror (fill, then two event consumers), the agent heartbeat
+watcher and the scheduler, and the reconciler. It talks to IPAM, JetStream consumers and the KV
+bucket over a NATS connection of its own, opened (with the streams it needs) before the command
+endpoints start, so no command can run before its dependencies exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+from scopenet.bus.client import BusClient
+from scopenet.bus.connection import connect_nats
+from scopenet.bus.jetstream import DUPLICATE_WINDOW, ensure_stream, events_stream_config
+from scopenet.bus.micro import Route
+from scopenet.contracts import bgp as bgp_contracts
+from scopenet.contracts import routerspec as rs
+from scopenet.runtime.settings import Settings
+from scopenet.services.topology.consumers import EventConsumer, ensure_dlq
+from scopenet.services.topology.context import Deps
+from scopenet.services.topology.handlers import build, routes
+from scopenet.services.topology.ipam_client import IpamClient
+from scopenet.services.topology.reconciler import Reconciler
+from scopenet.services.topology.scopes import Mirror
+from scopenet.services.topology.settings import TopologySettings
+from scopenet.store.service import Running, running
+
+NAME = "topology"
+VERSION = "0.1.0"
+SCHEMA = "topology"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = structlog.get_logger("topology")
+
+
+def routers_stream_config() -> StreamConfig:
+    """The desired state of every router: the last spec per router subject, nothing older."""
+    return StreamConfig(
+        name=rs.ROUTERS_STREAM,
+        subjects=["scopenet.v1.agent.*.router.*"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_msgs_per_subject=1,
+        duplicate_window=DUPLICATE_WINDOW,
+    )
+
+
+def bgp_stream_config() -> StreamConfig:
+    """The desired state of every BGP speaker: the last BgpSpeakerSpec per speaker subject."""
+    return StreamConfig(
+        name=bgp_contracts.BGP_STREAM,
+        subjects=[bgp_contracts.BGP_SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_msgs_per_subject=1,
+        duplicate_window=DUPLICATE_WINDOW,
+    )
+
+
+async def supervised(name: str, run: Callable[[], Awaitable[Any]], *, delay: float = 1.0) -> None:
+    """Run ``run()`` for as long as the service lives: if it fails (a JetStream call made while NATS
+    was away, say), log it and start it again, rather than leave the service running without it."""
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("background_task_failed", task=name, error=str(exc) or type(exc).__name__, restart_in=delay)
+            await asyncio.sleep(delay)
+
+
+@asynccontextmanager
+async def topology_service(
+    settings: Settings, *, database_url: str, nats_url: str, topology: TopologySettings | None = None
+) -> AsyncIterator[Running]:
+    tsettings = topology or TopologySettings()
+    nc = await connect_nats(nats_url, name=f"{NAME}-client")
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        js = nc.jetstream()
+        for config in (events_stream_config(), routers_stream_config(), bgp_stream_config()):
+            await ensure_stream(js, config)
+        await ensure_dlq(js)
+        holder: dict[str, Deps] = {}
+
+        def make_routes(db: asyncpg.Pool) -> list[Route]:
+            holder["deps"] = build(db, IpamClient(BusClient(nc, timeout=tsettings.ipam_timeout)), tsettings)
+            return routes(holder["deps"])
+
+        async with running(
+            settings,
+            name=NAME,
+            version=VERSION,
+            schema=SCHEMA,
+            migrations=MIGRATIONS,
+            description="scopenet topology: networks, subnets, ports, routers, floating IPs, RouterSpecs",
+            make_routes=make_routes,
+            database_url=database_url,
+            nats_url=nats_url,
+        ) as svc:
+            deps = holder["deps"]
+            mirror = Mirror(deps)
+            consumers = [
+                EventConsumer(
+                    js, durable="topology-subnetpools", subject="scopenet.v1.evt.subnetpool.*", handler=mirror.on_pool
+                ),
+                EventConsumer(
+                    js,
+                    durable="topology-address-scopes",
+                    subject="scopenet.v1.evt.address_scope.*",
+                    handler=mirror.on_scope,
+                ),
+            ]
+            agents = deps.extra["agents"]
+            reconciler = Reconciler(deps)
+            deps.extra["reconciler"] = reconciler
+            deps.extra["mirror"] = mirror
+
+            async def start_consumers() -> None:
+                subs = [await c.bind() for c in consumers]
+                await mirror.fill()
+                async with asyncio.TaskGroup() as group:  # one fails: both stop, and both start again
+                    for c, sub in zip(consumers, subs, strict=True):
+                        group.create_task(c.run(sub))
+
+            tasks += [
+                asyncio.create_task(supervised("consumers", start_consumers), name="topology-consumers"),
+                asyncio.create_task(supervised("agents-watch", lambda: agents.watch(js)), name="topology-agents-watch"),
+                asyncio.create_task(
+                    supervised("scheduler", lambda: agents.run_scheduler(lambda: nc.is_connected)),
+                    name="topology-scheduler",
+                ),
+                asyncio.create_task(supervised("reconciler", reconciler.run), name="topology-reconciler"),
+            ]
+
+            async def consumers_ok() -> bool:
+                return all(c.bound.is_set() for c in consumers) and not any(t.done() for t in tasks)
+
+            svc.health.checks["consumers"] = consumers_ok
+            svc.extra = deps  # type: ignore[attr-defined]
+            try:
+                yield svc
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+    finally:
+        # Not drain(): a cancelled watcher's or consumer's subscription may hold messages nobody will
+        # take, and drain would wait its full timeout for them. Flush what we sent (acks), then close.
+        with contextlib.suppress(Exception):
+            await nc.flush(timeout=1)
+        await nc.close()

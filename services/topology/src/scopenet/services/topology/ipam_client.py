@@ -1,0 +1,155 @@
+"""Topology's calls to IPAM, over NATS only (never its tables).
+
+Allocations are made with the caller's ``CallContext`` (IPAM decides pool visibility for the
+caller); releases and the reconciler's listings use the service's own admin context. Every call
+here is idempotent on IPAM's side (by subnet id, by port id), which is what lets a saga step or
+the reconciler repeat it after a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from scopenet.bus.client import BusClient
+from scopenet.contracts import ipam as m
+from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, ErrorBody, ListCommand, PagedListCommand
+from scopenet.contracts.errors import DomainError, TransientError, from_reply
+from scopenet.contracts.subjects import IPAM_ENDPOINTS, Endpoint
+
+#: Who topology is when it acts on its own behalf (releases, the reconciler, the mirror fill).
+SYSTEM = CallContext(project_id="scopenet-topology", roles=["admin"])
+
+#: Items per page when the reconciler reads IPAM's lists (a page of subnets is ~0.25 MB of JSON,
+#: one of addresses (4 * PAGE) ~0.3 MB: well under NATS's default 1 MB max payload).
+PAGE = 500
+
+_EP: dict[str, Endpoint] = {f"{ep.resource}.{ep.verb}": ep for ep in IPAM_ENDPOINTS}
+
+
+class IpamClient:
+    def __init__(self, bus: BusClient) -> None:
+        self.bus = bus
+
+    async def _call(self, name: str, request: Any) -> Any:
+        return await self.bus.call(_EP[name], request)
+
+    async def allocate_subnet(self, request: m.SubnetAllocate) -> m.Subnet:
+        reply: m.SubnetReply = await self._call("subnet.allocate", request)
+        return reply.subnet
+
+    async def allocate_subnets(self, requests: list[m.SubnetAllocate]) -> list[m.Subnet | DomainError | TransientError]:
+        """``subnet.allocate`` for each request (its own context), in as few messages as fit."""
+        out: list[m.Subnet | DomainError | TransientError] = []
+        for chunk in _chunks(requests):
+            reply: m.SubnetAllocateManyReply = await self._call(
+                "subnet.allocate_many", m.SubnetAllocateMany(context=SYSTEM, requests=chunk)
+            )
+            out += [r.subnet if r.subnet is not None else _error(r.error) for r in reply.results]
+        return out
+
+    async def update_subnet(
+        self, ctx: CallContext, subnet_id: UUID, *, gateway: tuple[bool, str | None], pools: list[Any] | None
+    ) -> m.Subnet:
+        """``gateway``: (given, value); absent keeps IPAM's gateway, ``(True, None)`` removes it."""
+        body: dict[str, Any] = {"context": ctx, "id": subnet_id}
+        if gateway[0]:
+            body["gateway_ip"] = gateway[1]
+        if pools is not None:
+            body["allocation_pools"] = pools
+        reply: m.SubnetReply = await self._call("subnet.update", m.SubnetUpdate(**body))
+        return reply.subnet
+
+    async def release_subnet(self, subnet_id: UUID) -> None:
+        await self._call("subnet.release", DeleteCommand(context=SYSTEM, id=subnet_id))
+
+    async def get_subnet(self, subnet_id: UUID) -> m.Subnet:
+        reply: m.SubnetReply = await self._call("subnet.get", ByIdCommand(context=SYSTEM, id=subnet_id))
+        return reply.subnet
+
+    async def subnets(self, **filters: Any) -> list[m.Subnet]:
+        """Every subnet allocation (matching ``filters``), read page by page."""
+        return [s for page in await self._pages("subnet.list", filters, PAGE) for s in page.subnets]
+
+    async def allocate_ip(
+        self, ctx: CallContext, *, subnet_id: UUID, port_id: UUID, ip_address: str | None
+    ) -> m.IpAllocation:
+        reply: m.IpAllocationReply = await self._call("ip.allocate", ip_request(ctx, subnet_id, port_id, ip_address))
+        return reply.allocation
+
+    async def allocate_ips(self, requests: list[m.IpAllocate]) -> list[m.IpAllocation | DomainError | TransientError]:
+        """``ip.allocate`` for each request, in order, in as few messages as fit."""
+        out: list[m.IpAllocation | DomainError | TransientError] = []
+        for chunk in _chunks(requests):
+            reply: m.IpAllocateManyReply = await self._call(
+                "ip.allocate_many", m.IpAllocateMany(context=SYSTEM, requests=chunk)
+            )
+            out += [r.allocation if r.allocation is not None else _error(r.error) for r in reply.results]
+        return out
+
+    async def release_ips(
+        self, port_id: UUID, *, subnet_id: UUID | None = None, ip_address: str | None = None
+    ) -> list[m.IpAllocation]:
+        body: dict[str, Any] = {"context": SYSTEM, "port_id": port_id}
+        if subnet_id is not None:
+            body["subnet_id"] = subnet_id
+        if ip_address is not None:
+            body["ip_address"] = ip_address
+        reply: m.IpAllocationList = await self._call("ip.release", m.IpRelease(**body))
+        return reply.allocations
+
+    async def ips(self, **filters: Any) -> list[m.IpAllocation]:
+        """Every address allocation (matching ``filters``), read page by page."""
+        return [a for page in await self._pages("ip.list", filters, PAGE * 4) for a in page.allocations]
+
+    async def _pages(self, name: str, filters: dict[str, Any], limit: int) -> list[Any]:
+        """All pages of a paged list; a page too large for the server's max payload is asked again
+        with half the limit (a server configured below NATS's default 1 MB)."""
+        pages: list[Any] = []
+        marker: str | None = None
+        while True:
+            cmd = PagedListCommand(context=SYSTEM, filters=_filters(filters), limit=limit, marker=marker)
+            try:
+                page = await self._call(name, cmd)
+            except DomainError as exc:
+                if exc.type != "ReplyTooLarge" or limit == 1:
+                    raise
+                limit //= 2
+                continue
+            pages.append(page)
+            if (marker := page.next_marker) is None:
+                return pages
+
+    async def pools(self) -> list[m.SubnetPool]:
+        reply: m.SubnetPoolList = await self._call("subnetpool.list", ListCommand(context=SYSTEM))
+        return reply.subnetpools
+
+    async def scopes(self) -> list[m.AddressScope]:
+        reply: m.AddressScopeList = await self._call("address_scope.list", ListCommand(context=SYSTEM))
+        return reply.address_scopes
+
+    async def scope(self, scope_id: UUID) -> m.AddressScope:
+        reply: m.AddressScopeReply = await self._call("address_scope.get", ByIdCommand(context=SYSTEM, id=scope_id))
+        return reply.address_scope
+
+
+def ip_request(ctx: CallContext, subnet_id: UUID, port_id: UUID, ip_address: str | None) -> m.IpAllocate:
+    body: dict[str, Any] = {"context": ctx, "subnet_id": subnet_id, "port_id": port_id}
+    if ip_address is not None:
+        body["ip_address"] = ip_address
+    return m.IpAllocate(**body)
+
+
+def _filters(filters: dict[str, Any]) -> dict[str, Any]:
+    """Ids as strings (one, or a list of them), as the list commands take them."""
+    return {k: [str(x) for x in v] if isinstance(v, list | set | tuple) else str(v) for k, v in filters.items()}
+
+
+def _chunks(items: list[Any]) -> list[list[Any]]:
+    return [items[i : i + m.MAX_BATCH] for i in range(0, len(items), m.MAX_BATCH)]
+
+
+def _error(body: ErrorBody | None) -> DomainError | TransientError:
+    if body is None:  # neither result nor error: a reply this client does not understand
+        return TransientError("IPAM answered a batch request without a result")
+    return from_reply(body.code, body.type, body.message, body.field)
