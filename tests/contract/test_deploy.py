@@ -239,7 +239,7 @@ def test_containers_run_services_the_cli_registers(objs: list[Obj]) -> None:
 
 
 def test_images_are_this_release_or_pinned(objs: list[Obj]) -> None:
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    version = tomllib.loads((ROOT / "commands" / "pyproject.toml").read_text())["project"]["version"]
     for w, c in containers(objs, ours=True):
         assert c["image"].endswith(f"scopenet:{version}"), f"{name(w)} runs {c['image']}, not release {version}"
     for _, c in containers(objs):
