@@ -24,7 +24,7 @@ import yaml
 from scopenet.infra.select import Endpoints
 from scopenet.runtime.settings import Settings
 from scopenet.services.api.app import RunningApi, api_service
-from scopenet.services.topology.app import topology_service
+from scopenet.services.topology.app import TopologyRunning, topology_service
 from scopenet.store.service import Running
 
 ADMIN_PROJECT = "0" * 32
@@ -48,7 +48,7 @@ async def topology_running(ipam_running: Running, infra: Endpoints) -> AsyncIter
 
 @pytest.fixture(scope="session")
 async def api_server(
-    ipam_running: Running, topology_running: Running, infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
+    ipam_running: Running, topology_running: TopologyRunning, infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningApi]:
     path = Path(tmp_path_factory.mktemp("api")) / "tokens.yaml"
     path.write_text(yaml.safe_dump({"tokens": {t: {"project_id": p, "roles": r} for t, p, r in TOKENS.values()}}))

@@ -18,7 +18,7 @@ from scopenet.contracts.base import CallContext
 from scopenet.contracts.subjects import TOPOLOGY_ENDPOINTS, Endpoint
 from scopenet.infra.select import Endpoints
 from scopenet.runtime.settings import Settings
-from scopenet.services.topology.app import topology_service
+from scopenet.services.topology.app import TopologyRunning, topology_service
 from scopenet.services.topology.settings import TopologySettings
 from scopenet.store.service import Running
 from tests.integration.conftest import ADMIN, Ipam
@@ -66,7 +66,7 @@ async def topology_running(ipam_running: Running, infra: Endpoints) -> AsyncIter
 
 
 @pytest.fixture(scope="session")
-async def topo(topology_running: Running, nats_client: Any) -> Topo:
+async def topo(topology_running: TopologyRunning, nats_client: Any) -> Topo:
     return Topo(BusClient(nats_client, timeout=10))
 
 
@@ -222,11 +222,11 @@ class Heartbeats:
 
 
 @pytest.fixture(scope="session")
-async def agents(topology_running: Running, nats_client: Any) -> AsyncIterator[Heartbeats]:
+async def agents(topology_running: TopologyRunning, nats_client: Any) -> AsyncIterator[Heartbeats]:
     """One agent alive for the whole session (``AGENT``), so routers get scheduled and published."""
     beats = Heartbeats(nats_client.jetstream())
     await beats.start(AGENT)
-    agents_ = topology_running.extra.extra["agents"]  # type: ignore[attr-defined]
+    agents_ = topology_running.deps.agents
 
     async def up() -> bool:
         return AGENT in agents_.alive()

@@ -28,6 +28,7 @@ from scopenet.bus.client import BusClient
 from scopenet.bus.micro import serve
 from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.infra.select import Endpoints
+from scopenet.services.topology.app import TopologyRunning
 from scopenet.services.topology.handlers import routes
 from scopenet.store.service import Running
 from tests.integration.topology.conftest import Build, Topo, project
@@ -94,7 +95,7 @@ async def in_process_paused(svc: Running) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        deps = svc.extra  # type: ignore[attr-defined]
+        deps = svc.deps
         svc.server = await serve(
             svc.nc, name="topology", version="0.1.0", description="topology (tests)", routes=routes(deps), limit=64
         )
@@ -146,7 +147,7 @@ async def disagreements(db: asyncpg.Connection, networks: list[str]) -> dict[str
 
 
 async def test_kill9_topology_under_load_converges(
-    topo: Topo, mk: Build, infra: Endpoints, nats_client: Any, topology_running: Running, tmp_path: Path
+    topo: Topo, mk: Build, infra: Endpoints, nats_client: Any, topology_running: TopologyRunning, tmp_path: Path
 ) -> None:
     alice = project()
     pool = await mk.pool(["10.200.0.0/16"], default_prefixlen=28)
@@ -244,7 +245,7 @@ async def test_kill9_topology_under_load_converges(
                 await db.close()
     finally:
         victim.stop()
-    reconciler = topology_running.extra.extra["reconciler"]  # type: ignore[attr-defined]
+    reconciler = topology_running.deps.reconciler
     repaired = victim.repairs() + reconciler.total
     summary = {k: len(v) if isinstance(v, list) else v for k, v in first.items()}
     print(f"\ncrash loop: {victim.kills} kill -9, operations {dict(sorted(ops.items()))}")

@@ -19,6 +19,7 @@ from scopenet.bus.micro import serve
 from scopenet.contracts.errors import TransientError
 from scopenet.services.ipam.app import NAME, VERSION
 from scopenet.services.ipam.handlers import routes
+from scopenet.services.topology.app import TopologyRunning
 from scopenet.store.service import Running
 from tests.integration.conftest import ADMIN, fails
 from tests.integration.procs import eventually
@@ -40,7 +41,7 @@ async def ipam_away(svc: Running) -> AsyncIterator[None]:
 
 
 async def test_floating_ip_deleted_while_ipam_is_away_holds_nothing(
-    topo: Topo, mk: Build, ipam_running: Running, topology_running: Running
+    topo: Topo, mk: Build, ipam_running: Running, topology_running: TopologyRunning
 ) -> None:
     alice = project()
     ext = await mk.external(v4="192.0.77.0/24")

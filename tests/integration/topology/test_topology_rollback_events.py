@@ -9,15 +9,15 @@ import uuid
 from typing import Any
 
 from scopenet.services.topology import portsaga
-from scopenet.store.service import Running
+from scopenet.services.topology.app import TopologyRunning
 from tests.integration.conftest import EventTap, Ipam
 from tests.integration.topology.conftest import Build, project
 
 
 async def test_rolled_back_port_publishes_no_port_event(
-    topology_running: Running, mk: Build, ipam: Ipam, nats_client: Any
+    topology_running: TopologyRunning, mk: Build, ipam: Ipam, nats_client: Any
 ) -> None:
-    deps = topology_running.extra  # type: ignore[attr-defined]
+    deps = topology_running.deps
     ctx = project()
     net = await mk.network(ctx)
     subnet = await mk.subnet(ctx, net, cidr="10.201.7.0/24")

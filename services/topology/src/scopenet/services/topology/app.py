@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,17 @@ async def supervised(name: str, run: Callable[[], Awaitable[Any]], *, delay: flo
             await asyncio.sleep(delay)
 
 
+@dataclass
+class TopologyRunning(Running):
+    """A running topology service, with its wiring (tests and tools reach the resource services)."""
+
+    deps: Deps
+
+
 @asynccontextmanager
 async def topology_service(
     settings: Settings, *, database_url: str, nats_url: str, topology: TopologySettings | None = None
-) -> AsyncIterator[Running]:
+) -> AsyncIterator[TopologyRunning]:
     tsettings = topology or TopologySettings()
     nc = await connect_nats(nats_url, name=f"{NAME}-client")
     tasks: list[asyncio.Task[Any]] = []
@@ -126,10 +134,10 @@ async def topology_service(
                     handler=mirror.on_scope,
                 ),
             ]
-            agents = deps.extra["agents"]
+            agents = deps.agents
             reconciler = Reconciler(deps)
-            deps.extra["reconciler"] = reconciler
-            deps.extra["mirror"] = mirror
+            deps.reconciler = reconciler
+            deps.mirror = mirror
 
             async def start_consumers() -> None:
                 subs = [await c.bind() for c in consumers]
@@ -152,9 +160,8 @@ async def topology_service(
                 return all(c.bound.is_set() for c in consumers) and not any(t.done() for t in tasks)
 
             svc.health.checks["consumers"] = consumers_ok
-            svc.extra = deps  # type: ignore[attr-defined]
             try:
-                yield svc
+                yield TopologyRunning(**vars(svc), deps=deps)
             finally:
                 for task in tasks:
                     task.cancel()

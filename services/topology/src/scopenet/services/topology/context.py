@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -17,7 +17,11 @@ from scopenet.services.topology.ipam_client import IpamClient
 from scopenet.services.topology.settings import TopologySettings
 
 if TYPE_CHECKING:
+    from scopenet.services.topology.agents import Agents
     from scopenet.services.topology.ports import Ports
+    from scopenet.services.topology.reconciler import Reconciler
+    from scopenet.services.topology.routers import Routers
+    from scopenet.services.topology.scopes import Mirror
     from scopenet.services.topology.specs import Specs
     from scopenet.services.topology.subnets import Subnets
 
@@ -30,6 +34,11 @@ class Deps:
     specs: Specs = field(init=False)
     ports: Ports = field(init=False)
     subnets: Subnets = field(init=False)
+    agents: Agents = field(init=False)
+    routers: Routers = field(init=False)
+    reconciler: Reconciler | None = None
+    """Set once the service runs its background tasks (absent in handler-only wiring)."""
+    mirror: Mirror | None = None
+    """The IPAM pools and scopes mirrored from events (set with the background tasks)."""
     inflight: set[uuid.UUID] = field(default_factory=set)
     """Rows whose saga runs in this process right now: the reconciler leaves them alone."""
-    extra: dict[str, Any] = field(default_factory=dict)

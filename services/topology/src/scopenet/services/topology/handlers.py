@@ -51,13 +51,13 @@ def build(db: asyncpg.Pool, ipam: IpamClient, settings: TopologySettings) -> Dep
     deps.specs.hooks.append(bgpspec.republish_all)
     deps.ports = Ports(deps)
     deps.subnets = Subnets(deps)
-    deps.extra["agents"] = Agents(deps)
-    deps.extra["routers"] = Routers(deps)
+    deps.agents = Agents(deps)
+    deps.routers = Routers(deps)
     return deps
 
 
 def routes(deps: Deps) -> list[Route]:
-    routers: Any = deps.extra["routers"]
+    routers = deps.routers
     interfaces = Interfaces(deps)
     by_resource: dict[str, Any] = {
         "network": Networks(deps),
@@ -65,8 +65,8 @@ def routes(deps: Deps) -> list[Route]:
         "port": deps.ports,
         "floatingip": FloatingIps(deps),
         "rbac_policy": NetworkRbac(deps),
-        "agent": deps.extra["agents"],
-        "router_status": deps.extra["agents"],
+        "agent": deps.agents,
+        "router_status": deps.agents,
         "bgp_speaker": BgpSpeakers(deps),
         "bgp_peer": BgpPeers(deps),
     }

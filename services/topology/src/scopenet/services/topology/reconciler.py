@@ -88,7 +88,7 @@ class Reconciler:
         for r in await self._rows("routers"):
             if r["id"] in self.d.inflight:
                 continue
-            await self.d.extra["routers"].finish_delete(r["id"])
+            await self.d.routers.finish_delete(r["id"])
             done[f"router_{r['state']}"] += 1
         for r in await self._rows("ports"):
             if r["id"] in self.d.inflight:

@@ -77,7 +77,7 @@ class Routers:
         owner = owner_for_create(ctx, body.project_id, body.tenant_id)
         router_id = uuid.uuid4()
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
-            agent = await self.d.extra["agents"].pick(conn)
+            agent = await self.d.agents.pick(conn)
             await conn.execute(
                 """INSERT INTO routers (id, project_id, name, admin_state_up, description, tags, agent_id, state)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
