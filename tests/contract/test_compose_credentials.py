@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from scopenet.bus import natsauth
-from scopenet.commands.cli import SERVICE_APPS
+from scopenet.commands.services import SERVICE_APPS
 from scopenet.contracts import permissions as perm
 from scopenet.store.roles import role_name
 

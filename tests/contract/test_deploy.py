@@ -35,8 +35,9 @@ import yaml
 from pydantic_settings import BaseSettings
 
 import scopenet.services
-from scopenet.commands.cli import SERVICE_APPS
+from scopenet.commands.services import SERVICE_APPS
 from scopenet.runtime.settings import Settings
+from scopenet.store.settings import StoreSettings
 
 Obj = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,7 +235,7 @@ def test_containers_run_services_the_cli_registers(objs: list[Obj]) -> None:
         run[c["args"][1]] = name(w)
     assert {"ipam", "topology", "api", "l3-agent"} <= set(run)
     missing = sorted(set(run) - set(SERVICE_APPS))
-    assert not missing, f"deploy/ runs `scopenet service` {missing}, which services/cli.py SERVICE_APPS lacks"
+    assert not missing, f"deploy/ runs `scopenet service` {missing}, which commands/services.py SERVICE_APPS lacks"
     assert set(SERVICE_APPS) <= set(run), f"deploy/ never runs {sorted(set(SERVICE_APPS) - set(run))}"
 
 
@@ -405,7 +406,7 @@ def test_database_urls_use_the_cluster_a_role_of_their_own_and_its_secret(objs: 
 def test_postgres_accepts_a_connection_for_every_pooled_replica(objs: list[Obj]) -> None:
     (cluster,) = kinds(objs, "Cluster")
     limit = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
-    default = Settings.model_fields["db_pool_size"].default
+    default = StoreSettings.model_fields["db_pool_size"].default
     need = 13  # superuser_reserved_connections (3) and room for CloudNativePG's own sessions
     for w, c in containers(objs, ours=True):
         env = env_of(objs, w, c)

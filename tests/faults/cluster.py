@@ -15,9 +15,7 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,8 @@ import yaml
 
 from scopenet.commands.bench.sandbox import AgentSandbox
 from scopenet.commands.stack import service_env
+from scopenet.infra import processes
 from scopenet.infra.select import Endpoints
-from scopenet.runtime.settings import Settings
 from tests.faults.infra import Nats, Postgres, free_port
 
 ADMIN_TOKEN = "tok-faults-admin-0123456789"
@@ -61,20 +59,15 @@ class Proc:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_")}
-        env |= {
+        env = {
             "SCOPENET_HEALTH_PORT": str(self.health_port),
             "SCOPENET_LOG_LEVEL": "info",
             "SCOPENET_LOG_FORMAT": "json",
             **ENV,
             **self.env,
         }
-        argv = [sys.executable, "-m", "scopenet.commands.cli", "service", self.name]
-        with open(self.log, "ab") as out:
-            if self.box is not None:
-                self.proc = self.box.spawn(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-            else:
-                self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        spawn = self.box.spawn if self.box is not None else subprocess.Popen
+        self.proc = processes.start_service(self.name, env=env, log=self.log, inherit_scopenet=False, spawn=spawn)
         return self
 
     async def probe(self, path: str = "/readyz") -> tuple[int, Any]:
@@ -91,32 +84,22 @@ class Proc:
             return 0, repr(exc)
 
     async def ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while (await self.probe())[0] != 200:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} not ready within {timeout}s:\n{self.tail()}")
-            await asyncio.sleep(0.1)
+        assert self.proc is not None
+
+        async def answers() -> bool:
+            return (await self.probe())[0] == 200
+
+        await processes.wait_ready(self.proc, answers, name=self.name, timeout=timeout, log=self.log)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     async def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.to_thread(self.proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait)
+        if self.proc is not None:
+            await processes.stop_async([self.proc], timeout=20)
 
     def tail(self, lines: int = 40) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
+        return processes.tail(self.log, lines)
 
     def grep(self, word: str) -> list[str]:
         with contextlib.suppress(OSError):
@@ -154,9 +137,7 @@ class Cluster:
         tokens.write_text(yaml.safe_dump({"tokens": {ADMIN_TOKEN: {"project_id": PROJECT, "roles": ["admin"]}}}))
         # Each process logs in as itself (its NATS user, its Postgres role), as `scopenet up` does.
         ep = Endpoints(self.database_url, self.nats.url, "embedded", self.nats.data_dir)
-        own = service_env(
-            Settings(state_dir=self.tmp), ep, ["ipam", "topology", "api", "l3-agent"], {"SCOPENET_AGENT_ID": AGENT_ID}
-        )
+        own = service_env(ep, ["ipam", "topology", "api", "l3-agent"], {"SCOPENET_AGENT_ID": AGENT_ID})
         self.procs["ipam"] = Proc("ipam", env=own["ipam"], log=self.tmp / "ipam.log").start()
         await self.procs["ipam"].ready()  # it creates the events stream topology binds to
         self.procs["topology"] = Proc("topology", env=own["topology"], log=self.tmp / "topology.log").start()

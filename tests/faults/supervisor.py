@@ -1,9 +1,10 @@
 """A small process supervisor for fault tests: it restarts what was killed, after a random delay.
 
-Each ``Child`` is one service process (``scopenet service <name>`` or anything else), started by a
-``spawn`` function (``subprocess.Popen``, or an ``AgentSandbox``'s ``spawn`` so that it runs inside
-the sandbox). The supervisor polls its children; one that died — killed by the test's chaos or on
-its own — is started again after ``restart_delay`` seconds drawn from the test's seeded random
+Each ``Child`` is one service process (``scopenet service <name>``, started the way every tool
+starts one: ``scopenet.infra.processes``), with a ``spawn`` function (``subprocess.Popen``, or an
+``AgentSandbox``'s ``spawn`` so that it runs inside the sandbox) and an environment that is all of
+its environment. The supervisor polls its children; one that died — killed by the test's chaos or
+on its own — is started again after ``restart_delay`` seconds drawn from the test's seeded random
 generator. A death the test did not cause is recorded with its exit code and the tail of its log:
 a service that crashes on its own is a finding, not noise.
 """
@@ -17,13 +18,11 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-Spawn = Callable[[Sequence[str], Mapping[str, str], Any], subprocess.Popen[bytes]]
+from scopenet.infra.processes import Spawn, start_service
 
 
 def note(log: Path, what: str) -> None:
@@ -36,10 +35,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def popen(argv: Sequence[str], env: Mapping[str, str], log: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(list(argv), env=dict(env), stdout=log, stderr=subprocess.STDOUT)
-
-
 @dataclass
 class Crash:
     child: str
@@ -50,10 +45,10 @@ class Crash:
 @dataclass
 class Child:
     name: str
-    argv: list[str]
+    """The service (``scopenet service <name>``)."""
     env: dict[str, str]
     log: Path
-    spawn: Spawn = popen
+    spawn: Spawn = subprocess.Popen
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     kills: int = 0
@@ -66,8 +61,7 @@ class Child:
     started_at: float = 0.0
 
     def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = self.spawn(self.argv, self.env, out)
+        self.proc = start_service(self.name, env=self.env, log=self.log, inherit_scopenet=False, spawn=self.spawn)
         note(self.log, f"started pid {self.proc.pid}")
         self.starts += 1
         self.restart_at = None

@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import socket
-import sys
 import tempfile
 import time
 import uuid
@@ -111,7 +110,6 @@ async def _admin_sql(url: str, sql: str) -> None:
 def _children(state: Path, db: str, admin_url: str, box: AgentSandbox, box_nats: str, api_port: int) -> list[Child]:
     """Each service with its own NATS user (as in production), the agent reaching NATS through the
     sandbox's relay."""
-    python = [sys.executable, "-m", "scopenet.commands.cli", "service"]
     passwords = nats_credentials(state / "nats").load()
 
     def as_user(url: str, user: str) -> str:
@@ -142,14 +140,11 @@ def _children(state: Path, db: str, admin_url: str, box: AgentSandbox, box_nats:
     ipam_env = {**base, "SCOPENET_NATS_URL": as_user(admin_url, perm.IPAM)}
     topology_env = {**base, **TOPOLOGY_ENV, "SCOPENET_NATS_URL": as_user(admin_url, perm.TOPOLOGY)}
 
-    def in_box(argv: Any, env: Any, log: Any) -> Any:
-        return box.spawn(argv, env=env, stdout=log, stderr=log)
-
     return [
-        Child("ipam", [*python, "ipam"], ipam_env, state / "ipam.log"),
-        Child("topology", [*python, "topology"], topology_env, state / "topology.log"),
-        Child("api", [*python, "api"], api_env, state / "api.log"),
-        Child("l3-agent", [*python, "l3-agent"], agent_env, state / "l3-agent.log", spawn=in_box),
+        Child("ipam", ipam_env, state / "ipam.log"),
+        Child("topology", topology_env, state / "topology.log"),
+        Child("api", api_env, state / "api.log"),
+        Child("l3-agent", agent_env, state / "l3-agent.log", spawn=box.spawn),
     ]
 
 

@@ -19,8 +19,8 @@ from scopenet.contracts.base import CallContext
 from scopenet.contracts.errors import DomainError
 from scopenet.contracts.subjects import EVENTS_SUBJECTS, IPAM_ENDPOINTS, Endpoint
 from scopenet.infra.select import Endpoints
-from scopenet.runtime.settings import Settings
 from scopenet.services.ipam.app import ipam_service
+from scopenet.services.ipam.settings import IpamSettings
 from scopenet.store.service import Running
 
 ADMIN = CallContext(project_id="0" * 32, roles=["admin"])
@@ -62,7 +62,7 @@ class Ipam:
 
 @pytest.fixture(scope="session")
 async def ipam_running(infra: Endpoints) -> AsyncIterator[Running]:
-    settings = Settings(database_url=infra.database_url, nats_url=infra.nats_url, health_port=0)
+    settings = IpamSettings(database_url=infra.database_url, nats_url=infra.nats_url, health_port=0)
     async with ipam_service(settings, database_url=infra.database_url, nats_url=infra.nats_url) as svc:
         yield svc
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
+from scopenet.infra import processes
 from scopenet.infra.select import Endpoints
 
 
@@ -23,15 +21,12 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         env = {
-            **os.environ,
             "SCOPENET_DATABASE_URL": self.infra.database_url,
             "SCOPENET_NATS_URL": self.infra.nats_url,
             "SCOPENET_LOG_LEVEL": "warning",
             **self.env,
         }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scopenet.commands.cli", "service", self.name], env=env, stdout=subprocess.DEVNULL
-        )
+        self.proc = processes.start_service(self.name, env=env, quiet=True)
         return self
 
     def kill9(self) -> None:
@@ -40,13 +35,8 @@ class ServiceProcess:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            processes.stop([self.proc], timeout=15)
 
 
 @contextlib.contextmanager
@@ -57,14 +47,6 @@ def services(name: str, infra: Endpoints, count: int) -> Iterator[list[ServicePr
     finally:
         for p in procs:
             p.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 30, every: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(every)
 
 
 async def service_stats(nc: object, name: str, *, wait: float = 0.3) -> list[dict[str, object]]:

@@ -1,4 +1,4 @@
-"""Address scopes over NATS (SPEC §1.1, §2.A, §2.B, §9.3)."""
+"""Address scopes over NATS (docs/neutron.md#address-scopes)."""
 
 from __future__ import annotations
 
@@ -158,7 +158,10 @@ async def test_update_and_delete_permissions(ipam: Ipam, mk: IpamFixtures) -> No
 
 
 async def test_delete_in_use_counts_every_project(ipam: Ipam, mk: IpamFixtures) -> None:
-    """Rule 13 with §9.3 fixed: a pool the caller cannot see still keeps the scope alive."""
+    """Rule 13, every project counting: a pool the caller cannot see still keeps the scope alive.
+
+    docs/neutron.md#in-use-checks-see-every-project
+    """
     alice, bob = project(), project()
     scope = await mk.scope(alice)
     await mk.share(alice, "address_scope", scope.id, bob.project_id)

@@ -19,8 +19,9 @@ from scopenet.bus.client import BusClient
 from scopenet.bus.jetstream import publish
 from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.infra.select import Endpoints
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN, Ipam
-from tests.integration.procs import ServiceProcess, eventually, service_stats
+from tests.integration.procs import ServiceProcess, service_stats
 
 
 async def _events(js: Any, subject: str) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""IP address allocation for ports over NATS (SPEC §2.J, §3.4, §9.14) and subnet release (rule 53)."""
+"""IP address allocation for ports over NATS (docs/neutron.md#ports-and-ip-allocation) and subnet release (rule 53)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ async def test_next_free_is_lowest_and_gateway_is_reserved(ipam: Ipam, mk: IpamF
     sub = await mk.subnet(alice, pool)
     assert sub.gateway_ip == "203.0.113.1"
     assert [await mk.ip(alice, sub) for _ in range(3)] == ["203.0.113.2", "203.0.113.3", "203.0.113.4"]
-    # §9.14 fixed: nobody takes the gateway
+    # docs/neutron.md#the-gateway-address-is-reserved
     err = await fails(mk.ip(alice, sub, ip="203.0.113.1"), 409, "IpAddressAlreadyAllocated")
     assert "gateway" in err.message
     await fails(mk.ip(alice, sub, ip="203.0.113.3"), 409, "IpAddressAlreadyAllocated")

@@ -1,4 +1,4 @@
-"""add_prefixes / remove_prefixes over NATS (SPEC §2.E, §9.9, §9.16)."""
+"""add_prefixes / remove_prefixes over NATS (docs/neutron.md#prefix-operations)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ async def test_add_prefixes_refusals(ipam: Ipam, mk: IpamFixtures) -> None:
         "PrefixVersionMismatch",
         "prefixes",
     )
-    # §9.9 fixed: an invalid CIDR is a 400 naming the field, not a 500
+    # docs/neutron.md#prefix-actions-validate-their-cidrs: an invalid CIDR is a 400 naming the field, not a 500
     for bad in ("192.168.300.0/24", "nonsense", "192.168.1.0"):
         await fails(
             ipam("subnetpool.add_prefixes", alice, id=str(pool.id), prefixes=[bad]), 400, "InvalidInput", "prefixes"

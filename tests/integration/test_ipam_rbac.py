@@ -1,4 +1,4 @@
-"""RBAC for address scopes and subnet pools over NATS (SPEC §1.8, §2.L rules 63-66)."""
+"""RBAC for address scopes and subnet pools over NATS (rules 63-66, docs/neutron.md#sharing-and-rbac)."""
 
 from __future__ import annotations
 

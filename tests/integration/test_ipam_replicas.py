@@ -11,8 +11,9 @@ from netaddr import IPNetwork, IPSet
 
 from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.infra.select import Endpoints
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN, Ipam
-from tests.integration.procs import eventually, requests_handled, service_stats, services
+from tests.integration.procs import requests_handled, service_stats, services
 
 
 async def _allocate(ipam: Ipam, pool_id: str) -> str | DomainError:

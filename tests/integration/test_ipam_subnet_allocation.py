@@ -1,4 +1,4 @@
-"""Subnet (prefix) allocation over NATS (SPEC §2.H, §3.1-3.3, §9.1, §9.6, §9.11, §9.12)."""
+"""Subnet (prefix) allocation over NATS (docs/neutron.md#prefix-allocation)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ async def test_seed_walkthrough_values(mk: IpamFixtures) -> None:
 
 
 async def test_best_fit_order(mk: IpamFixtures) -> None:
-    """SPEC §3.1 example: the smallest hole that fits, lowest address first."""
+    """docs/neutron.md#prefix-allocation example: the smallest hole that fits, lowest address first."""
     alice = project()
     pool = await mk.pool(alice, ["10.0.0.0/16", "192.168.0.0/24"], min_prefixlen=16)
     got = [(await mk.subnet(alice, pool, prefixlen=n)).cidr for n in (24, 24, 26, 26, 25)]
@@ -49,7 +49,7 @@ async def test_specific_requests(ipam: Ipam, mk: IpamFixtures) -> None:
     taken = await mk.subnet(alice, pool, cidr="10.1.5.0/24")
     assert (taken.cidr, taken.gateway_ip, taken.subnetpool_id) == ("10.1.5.0/24", "10.1.5.1", pool.id)
     assert pools(taken) == [("10.1.5.2", "10.1.5.254")]
-    # §9.6 fixed: taken or outside is a 409 that says why, never a 500
+    # docs/neutron.md#allocation-failures-are-409-not-500: taken or outside is a 409 that says why, never a 500
     err = await fails(mk.subnet(alice, pool, cidr="10.1.5.0/25"), 409, "SubnetAllocationError")
     assert "10.1.5.0/24" in err.message
     await fails(mk.subnet(alice, pool, cidr="10.1.0.0/20"), 409, "SubnetAllocationError")
@@ -84,13 +84,14 @@ async def test_exhaustion_and_size_limits(mk: IpamFixtures) -> None:
     await fails(mk.subnet(alice, pool, prefixlen=27), 400, "MaxPrefixSubnetAllocationError", "prefixlen")
     await fails(mk.subnet(alice, pool, prefixlen=23), 400, "MinPrefixSubnetAllocationError", "prefixlen")
     await fails(mk.subnet(alice, pool, prefixlen=33), 400, "AddrFormatError")
-    # §9.7 as Neutron has it: a /16 pool with the default default_prefixlen (8) cannot serve "any"
+    # docs/neutron.md#default-prefix-length, as Neutron has it: a /16 pool with the default
+    # default_prefixlen (8) cannot serve "any"
     wide = await mk.pool(alice, ["10.3.0.0/16"])
     await fails(mk.subnet(alice, wide), 409, "SubnetAllocationError")
 
 
 async def test_small_prefixes_get_no_gateway(mk: IpamFixtures) -> None:
-    """§9.11 fixed: /31 and /32 from a pool are usable point-to-point / host subnets."""
+    """docs/neutron.md#point-to-point-subnets: /31 and /32 from a pool are usable point-to-point / host subnets."""
     alice = project()
     pool = await mk.pool(alice, ["10.4.0.0/29"], default_prefixlen=31)
     s31 = await mk.subnet(alice, pool)
@@ -100,7 +101,10 @@ async def test_small_prefixes_get_no_gateway(mk: IpamFixtures) -> None:
 
 
 async def test_quota_counts_the_requesters_usage(ipam: Ipam, mk: IpamFixtures) -> None:
-    """§9.1 fixed: each project is limited by its own allocations, not by the pool owner's."""
+    """Each project is limited by its own allocations, not by the pool owner's.
+
+    docs/neutron.md#quota-counts-the-requesting-project
+    """
     alice, bob = project(), project()
     pool = await mk.pool(ADMIN, ["10.5.0.0/16"], default_prefixlen=24, default_quota=512, shared=True)
     assert [(await mk.subnet(alice, pool)).cidr for _ in range(2)] == ["10.5.0.0/24", "10.5.1.0/24"]
@@ -163,10 +167,10 @@ async def test_explicit_cidr_validation(mk: IpamFixtures) -> None:
     assert (p2p.gateway_ip, pools(p2p)) == (None, [("10.8.0.0", "10.8.0.1")])
     plain = await mk.subnet(alice, cidr="10.8.1.0/24")
     assert (plain.subnetpool_id, plain.address_scope_id, plain.gateway_ip) == (None, None, "10.8.1.1")
-    # §9.12 fixed: an explicit IPv6 cidr gets ::1 as gateway, like a pool subnet (Neutron: ``::``)
+    # an explicit IPv6 cidr gets ::1 as gateway, like a pool subnet (Neutron: ``::``)
     v6 = await mk.subnet(alice, cidr="2001:db8:80::/64")
     assert (v6.gateway_ip, pools(v6)) == ("2001:db8:80::1", [("2001:db8:80::2", "2001:db8:80:0:ffff:ffff:ffff:ffff")])
-    # plain subnets of different networks may overlap (§6)
+    # plain subnets of different networks may overlap (docs/neutron.md#the-unscoped-space)
     assert (await mk.subnet(project(), cidr="10.8.1.0/24")).cidr == "10.8.1.0/24"
 
 

@@ -1,4 +1,4 @@
-"""Subnet pool create, update and delete over NATS (SPEC §1.2, §2.C, §2.D, §2.G, §9.2, §9.3, §9.8)."""
+"""Subnet pool create, update and delete over NATS (docs/neutron.md#subnet-pools)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ async def test_prefix_bounds(ipam: Ipam, mk: IpamFixtures) -> None:
 
 
 async def test_min_prefixlen_zero_works(mk: IpamFixtures) -> None:
-    """§9.8 fixed: Neutron answered 500 here."""
+    """docs/neutron.md#min_prefixlen-0-works: Neutron answered 500 here."""
     pool = await mk.pool(project(), ["10.0.0.0/8"], min_prefixlen=0)
     assert (pool.min_prefixlen, pool.default_prefixlen, pool.max_prefixlen) == (0, 0, 32)
     v6 = await mk.pool(project(), ["2001:db8::/32"], min_prefixlen=0, default_prefixlen=48)
@@ -200,7 +200,8 @@ async def test_scope_association_rules(ipam: Ipam, mk: IpamFixtures) -> None:
     # a project may join an admin's shared scope
     alices = await mk.pool(alice, ["10.0.0.0/16"], address_scope_id=shared.id)
     assert alices.address_scope_id == shared.id
-    # §9.2 fixed: Bob cannot see Alice's pool, and still may not overlap it inside the scope
+    # docs/neutron.md#overlap-is-checked-against-every-pool: Bob cannot see Alice's pool, and still may
+    # not overlap it inside the scope
     await fails(ipam("subnetpool.get", bob, id=str(alices.id)), 404, "SubnetPoolNotFound")
     err = await fails(
         mk.pool(bob, ["10.0.128.0/17"], address_scope_id=shared.id), 409, "AddressScopePrefixConflict", "prefixes"
@@ -210,7 +211,7 @@ async def test_scope_association_rules(ipam: Ipam, mk: IpamFixtures) -> None:
         mk.pool(bob, ["9.0.0.0/8", "10.0.0.0/8"], address_scope_id=shared.id), 409, "AddressScopePrefixConflict"
     )
     bobs = await mk.pool(bob, ["10.1.0.0/16"], address_scope_id=shared.id)
-    # outside any scope, overlap is free (§6)
+    # outside any scope, overlap is free (docs/neutron.md#the-unscoped-space)
     free = await mk.pool(bob, ["10.0.0.0/16"])
     assert free.address_scope_id is None
     # another scope is another overlap domain
@@ -225,7 +226,10 @@ async def test_scope_association_rules(ipam: Ipam, mk: IpamFixtures) -> None:
 
 
 async def test_pool_in_foreign_scope_is_frozen_for_its_owner(ipam: Ipam, mk: IpamFixtures) -> None:
-    """Rule 28 / §9.5: only admin or the scope's owner may change a pool inside a scope."""
+    """Rule 28: only admin or the scope's owner may change a pool inside a scope.
+
+    docs/neutron.md#pools-in-a-foreign-scope
+    """
     bob = project()
     scope = await mk.scope(ADMIN, shared=True)
     pool = await mk.pool(bob, ["10.60.0.0/16"], address_scope_id=scope.id)
@@ -287,7 +291,8 @@ async def test_rescoping(ipam: Ipam, mk: IpamFixtures) -> None:
 
 async def test_rescoping_blocked_by_network_affinity(ipam: Ipam, mk: IpamFixtures) -> None:
     """Rule 29: a network with subnets from two pools of one scope pins both pools to it.
-    §9.4 fixed: other updates of those pools (a rename) are fine."""
+    Other updates of those pools (a rename) are fine: docs/neutron.md#affinity-is-checked-only-when-the-scope-changes
+    """
     alice = project()
     scope, other = await mk.scope(alice), await mk.scope(alice)
     p1 = await mk.pool(alice, ["10.80.0.0/16"], address_scope_id=scope.id, default_prefixlen=24)
@@ -308,7 +313,10 @@ async def test_rescoping_blocked_by_network_affinity(ipam: Ipam, mk: IpamFixture
 
 
 async def test_delete_with_subnets_of_any_project(ipam: Ipam, mk: IpamFixtures) -> None:
-    """Rule 38 with §9.3 fixed: Bob's subnet, invisible to Alice, keeps Alice's pool alive."""
+    """Rule 38, every project counting: Bob's subnet, invisible to Alice, keeps Alice's pool alive.
+
+    docs/neutron.md#in-use-checks-see-every-project
+    """
     alice, bob = project(), project()
     pool = await mk.pool(alice, ["10.90.0.0/16"], default_prefixlen=24)
     await mk.share(alice, "subnetpool", pool.id, bob.project_id)

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from scopenet.services.l3_agent.reconciler import RouterStatus
 from scopenet.services.l3_agent.specs import SpecConsumer
 from scopenet.services.l3_agent.status import StatusReporter
 from scopenet.store.roles import drop_roles_sql, role_name
+from tests import helpers
 from tests.conftest import with_database
 
 AGENTS = ("node-a", "node-b")
@@ -65,14 +65,9 @@ def _free_port() -> int:
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(Exception):
-            if got := await check():
-                return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.2)
+    """``tests.helpers.eventually``, where a check that raises (a refused or timed-out call, while
+    credentials and services settle) means not yet."""
+    return await helpers.eventually(check, timeout=timeout, every=0.2, what=what, tolerate=Exception)
 
 
 @dataclass

@@ -23,10 +23,11 @@ from scopenet.contracts.base import CallContext
 from scopenet.contracts.subjects import IPAM_ENDPOINTS
 from scopenet.infra.embedded import nats_server
 from scopenet.infra.select import Endpoints
-from scopenet.runtime.settings import Settings
 from scopenet.services.ipam.app import MIGRATIONS as IPAM_MIGRATIONS
 from scopenet.services.ipam.app import ipam_service
+from scopenet.services.ipam.settings import IpamSettings
 from scopenet.services.topology.app import topology_service
+from scopenet.services.topology.settings import TopologySettings
 from scopenet.store import roles
 from scopenet.store.migrate import alembic_config
 from scopenet.store.service import Running
@@ -68,10 +69,10 @@ async def services(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -
     tmp = Path(tmp_path_factory.mktemp("pgsec"))
     async with scratch_database(infra.database_url) as (name, url):
         with nats_server(tmp / "nats") as nats_url:
-            settings = Settings(database_url=url, nats_url=nats_url, health_port=0)
+            urls = {"database_url": url, "nats_url": nats_url, "health_port": 0}
             async with (
-                ipam_service(settings, database_url=url, nats_url=nats_url) as ipam,
-                topology_service(settings, database_url=url, nats_url=nats_url) as topology,
+                ipam_service(IpamSettings(**urls), database_url=url, nats_url=nats_url) as ipam,
+                topology_service(TopologySettings(**urls), database_url=url, nats_url=nats_url) as topology,
             ):
                 yield Services(name, url, ipam, topology)
 
@@ -150,7 +151,7 @@ async def test_a_schema_an_older_version_made_as_the_admin_is_adopted(
         admin = (await _admin(url, "SELECT current_user AS u"))[0]["u"]
         assert await _owners(url, "ipam") == {admin}
         with nats_server(Path(tmp_path_factory.mktemp("adopt")) / "nats") as nats_url:
-            settings = Settings(database_url=url, nats_url=nats_url, health_port=0)
+            settings = IpamSettings(database_url=url, nats_url=nats_url, health_port=0)
             async with ipam_service(settings, database_url=url, nats_url=nats_url) as ipam:
                 assert await _owners(url, "ipam") == {roles.role_name("ipam", name)}
                 bus = BusClient(ipam.nc, timeout=10)

@@ -46,7 +46,7 @@ VXLAN 8, inner Ethernet 14)."""
 UNDERLAY_LINK = "underlay0"
 """The underlay link in every host namespace (holds the host's VXLAN local address)."""
 VXLAN_GROUP = "239.1.1.1"
-TOPOLOGY = TopologySettings(reconcile_interval=1.0, stale_after=3.0, agent_ttl=10.0)
+TOPOLOGY = TopologySettings(topology_reconcile_interval=1.0, topology_stale_after=3.0, topology_agent_ttl=10.0)
 """Topology for a fleet: the issue's heartbeat TTL (10 s) — a module sets it as its ``TOPOLOGY``."""
 
 

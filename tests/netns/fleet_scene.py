@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from scopenet.netlink import TestInstance
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import project
 from tests.netns.fleet import Fleet
 from tests.netns.seed_stack import World, applied, ext_routes, seed_topology
-from tests.netns.stack import Stack, eventually
+from tests.netns.stack import Stack
 
 EXTRA_ROUTERS = 2
 

@@ -36,11 +36,12 @@ from scopenet.bus.natsauth import user_url
 from scopenet.commands.bench.sandbox import AgentSandbox
 from scopenet.contracts.permissions import agent_user
 from scopenet.datapath import nft
+from scopenet.infra import processes
 from scopenet.infra.embedded import add_nats_users, nats_server
 from scopenet.infra.select import Endpoints
 from scopenet.netlink import libnft
-from scopenet.runtime.settings import Settings
 from scopenet.services.ipam.app import ipam_service
+from scopenet.services.ipam.settings import IpamSettings
 from scopenet.services.topology.app import topology_service
 from scopenet.services.topology.settings import TopologySettings
 from scopenet.store.roles import drop_roles_sql
@@ -50,7 +51,7 @@ from tests.integration.topology.conftest import Build, Topo
 
 HEALTH_PORT = 9697
 """The agent's probe port, on the sandbox's own loopback (nothing else listens there)."""
-TOPOLOGY = TopologySettings(reconcile_interval=1.0, stale_after=3.0, agent_ttl=20.0)
+TOPOLOGY = TopologySettings(topology_reconcile_interval=1.0, topology_stale_after=3.0, topology_agent_ttl=20.0)
 """agent_ttl well above an agent restart, so a restarted agent keeps its routers."""
 
 
@@ -99,10 +100,10 @@ async def stack(
     db = with_database(infra.database_url, name)
     try:
         with nats_server(tmp / "nats") as nats_url:
-            settings = Settings(database_url=db, nats_url=nats_url, health_port=0)
+            urls = {"database_url": db, "nats_url": nats_url, "health_port": 0}
             async with (
-                ipam_service(settings, database_url=db, nats_url=nats_url),
-                topology_service(settings, database_url=db, nats_url=nats_url, topology=topology),
+                ipam_service(IpamSettings(**urls), database_url=db, nats_url=nats_url),
+                topology_service(topology.model_copy(update=urls), database_url=db, nats_url=nats_url),
             ):
                 nc = await nats.connect(nats_url)
                 try:
@@ -145,7 +146,6 @@ class AgentProcess:
     def start(self) -> AgentProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {
-            **os.environ,
             "SCOPENET_NATS_URL": self.nats_url(),
             "SCOPENET_STATE_DIR": str(self.stack.tmp / "agent-state"),
             "SCOPENET_AGENT_ID": self.agent_id,
@@ -156,10 +156,9 @@ class AgentProcess:
             "SCOPENET_LOG_FORMAT": "json",
             **self.env,
         }
-        env.pop("SCOPENET_DATABASE_URL", None)
-        argv = [sys.executable, "-m", "scopenet.commands.cli", "service", "l3-agent"]
-        with open(self.log, "ab") as out:
-            self.proc = self.box.spawn(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.proc = processes.start_service(
+            "l3-agent", env=env, log=self.log, drop=["SCOPENET_DATABASE_URL"], spawn=self.box.spawn
+        )
         self.started = time.monotonic()
         return self
 
@@ -169,17 +168,13 @@ class AgentProcess:
 
     async def ready(self, timeout: float = 30) -> float:
         """Wait for /readyz 200 (first sync done); seconds since the process started."""
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.tail()}")
-            with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError):
-                if (await self.readyz())[0] == 200:
-                    return time.monotonic() - self.started
-            if time.monotonic() > deadline:
-                raise AssertionError(f"agent not ready within {timeout}s:\n{self.tail()}")
-            await asyncio.sleep(0.05)
+        assert self.proc is not None
+
+        async def answers() -> bool:
+            return (await self.readyz())[0] == 200
+
+        await processes.wait_ready(self.proc, answers, name="agent", timeout=timeout, every=0.05, log=self.log)
+        return time.monotonic() - self.started
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -199,9 +194,7 @@ class AgentProcess:
         return proc.wait()
 
     def tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
+        return processes.tail(self.log, lines)
 
 
 @contextlib.asynccontextmanager
@@ -212,20 +205,6 @@ async def running_agent(box: Box, stack: Stack, agent_id: str, **env: str) -> As
         yield agent
     finally:
         await agent.stop()
-
-
-async def eventually(check: Any, *, timeout: float = 10, every: float = 0.02, what: str = "condition") -> float:
-    """Poll ``check()`` (sync or async) until truthy; the seconds it took."""
-    t0 = time.monotonic()
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(every)
 
 
 async def cli(box: Box, state_dir: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -27,10 +27,11 @@ from scopenet.commands.demo import bgp
 from scopenet.commands.instance import plug
 from scopenet.datapath import nft
 from scopenet.netlink import TestInstance
+from tests.helpers import eventually, seconds_until
 from tests.integration.conftest import ADMIN
 from tests.netns.probes import ping
 from tests.netns.seed_stack import seed_topology
-from tests.netns.stack import Box, Stack, box, eventually, running_agent, stack
+from tests.netns.stack import Box, Stack, box, running_agent, stack
 
 pytestmark = pytest.mark.netns
 
@@ -157,7 +158,7 @@ def family(w: World, version: int) -> Route:
 
 async def test_peer_learns_only_the_scoped_subnets_and_reaches_instance2(world: World, agent: Any) -> None:
     w = world
-    took = await eventually(lambda: _has(w, scoped(w)), timeout=10, what="the scoped subnets learnt by the peer")
+    took = await seconds_until(lambda: _has(w, scoped(w)), timeout=10, what="the scoped subnets learnt by the peer")
     learned = await w.peer.learned()
     assert not {d for d, _ in learned} & w.unscoped, learned
     assert await ping(w.ext, w.inst2.ip(4)) and await ping(w.ext, w.inst2.ip(6))

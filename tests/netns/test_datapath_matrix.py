@@ -1,4 +1,4 @@
-"""The seed's "Checking connectivity" as a matrix, IPv4 and IPv6, on a real kernel (DATAPATH.md).
+"""The seed's "Checking connectivity" as a matrix, IPv4 and IPv6, on a real kernel (docs/datapath.md).
 
 Reachable rows assert a real ping *and* the source address the receiver saw (no NAT, SNAT to the
 gateway, or SNAT to the floating IP). Blocked rows assert no reply *and* that the router's drop

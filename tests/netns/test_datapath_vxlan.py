@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +21,7 @@ from scopenet.datapath import desired_state, names, plan
 from scopenet.datapath.example import EXT_SEG, INSTANCE2, NET1_SEG, NET2_SEG, ROUTER1, router1
 from scopenet.datapath.model import Underlay
 from scopenet.datapath.render import network_vxlan
+from scopenet.infra import processes
 from scopenet.netlink import TestInstance
 from scopenet.services.l3_agent.reconciler import Reconciler
 from tests.netns.conftest import OWNER, Sandbox
@@ -187,15 +186,18 @@ async def test_no_link_holding_the_local_address_is_a_clear_error(sandbox: Sandb
 async def test_the_agent_will_not_start_with_a_local_address_on_no_link() -> None:
     """Configs fail fast: one line and a non-zero exit, before the agent touches NATS."""
     async with AgentSandbox() as box:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_")}
-        env |= {
+        env = {
             "SCOPENET_NATS_URL": "nats://127.0.0.1:9",  # never reached
             "SCOPENET_AGENT_HOST_NETNS": box.host,
             "SCOPENET_VXLAN_LOCAL_IP": "10.250.0.99",
             "SCOPENET_HEALTH_PORT": "0",
         }
-        argv = [sys.executable, "-m", "scopenet.commands.cli", "service", "l3-agent"]
-        proc = box.spawn(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = box.spawn(
+            processes.service_argv("l3-agent"),
+            env=processes.service_environ(env, inherit_scopenet=False),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         _, err = await asyncio.to_thread(proc.communicate, timeout=60)
     assert proc.returncode != 0
     assert "scopenet: no link in the host namespace holds the VXLAN local address 10.250.0.99" in err.decode()

@@ -24,14 +24,15 @@ from scopenet.datapath import names
 from scopenet.netlink import TestInstance
 from scopenet.netlink import fence as fence_io
 from scopenet.services.topology.settings import TopologySettings
+from tests.helpers import eventually, seconds_until
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import project
 from tests.netns.probes import ping
-from tests.netns.stack import AgentProcess, Box, Stack, box, eventually, stack
+from tests.netns.stack import AgentProcess, Box, Stack, box, stack
 
 pytestmark = pytest.mark.netns
 
-TOPOLOGY = TopologySettings(reconcile_interval=1.0, stale_after=3.0, agent_ttl=4.0)
+TOPOLOGY = TopologySettings(topology_reconcile_interval=1.0, topology_stale_after=3.0, topology_agent_ttl=4.0)
 HEARTBEAT = 0.5
 LEASE = 4.0 - HEARTBEAT
 AGENT = f"fence-{uuid.uuid4().hex[:6]}"
@@ -84,7 +85,7 @@ async def _kill_and_restart(stack: Stack, box: Box, router: dict[str, Any], agen
         agent.kill9()
         # The router keeps forwarding while the lease lasts (a quick restart loses nothing) ...
         assert await answers(inst)
-        went_quiet = await eventually(lambda: quiet(inst), timeout=LEASE + 3, every=0.1, what="router quiet")
+        went_quiet = await seconds_until(lambda: quiet(inst), timeout=LEASE + 3, every=0.1, what="router quiet")
         assert went_quiet <= LEASE + 1.5, f"quiet {went_quiet:.1f} s after the kill (lease {LEASE} s)"
         _, leased, fenced = await fence_io.state(box.kernel)
         assert leased == set() and fenced > 0
@@ -94,7 +95,7 @@ async def _kill_and_restart(stack: Stack, box: Box, router: dict[str, Any], agen
 
         agent.start()
         await agent.ready()
-        back = await eventually(lambda: answers(inst), timeout=15, every=0.1, what="router answers again")
+        back = await seconds_until(lambda: answers(inst), timeout=15, every=0.1, what="router answers again")
         await eventually(lambda: active(stack, router["id"], AGENT), timeout=15, what="router ACTIVE again")
         print(f"fence: router answers again {back:.2f} s after the agent was ready")
 

@@ -36,13 +36,14 @@ import pytest
 from scopenet.datapath import names
 from scopenet.netlink import TestInstance
 from scopenet.netlink import fence as fence_io
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN
 from tests.netns import fleet as fleet_mod
 from tests.netns.fleet import Fleet
 from tests.netns.fleet_scene import Scene, fleet, placed, scene
 from tests.netns.probes import echo_servers, udp_seen
 from tests.netns.seed_stack import Matrix, seed_matrix
-from tests.netns.stack import Stack, eventually, stack
+from tests.netns.stack import Stack, stack
 
 pytestmark = pytest.mark.netns
 

@@ -29,6 +29,7 @@ import pytest
 
 from scopenet.contracts.topology import MAX_MTU
 from scopenet.netlink import TestInstance
+from tests.helpers import eventually, seconds_until
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import project
 from tests.netns import fleet as fleet_mod
@@ -36,7 +37,7 @@ from tests.netns.fleet import Fleet
 from tests.netns.fleet_scene import Scene, fleet, scene
 from tests.netns.probes import echo_servers, udp_seen
 from tests.netns.seed_stack import Matrix, seed_matrix
-from tests.netns.stack import Stack, eventually, stack
+from tests.netns.stack import Stack, stack
 
 pytestmark = pytest.mark.netns
 
@@ -135,7 +136,7 @@ async def test_the_last_router_or_instance_to_leave_a_host_takes_the_network_wit
             stack, fleet, scene, k
         )
 
-    took = await eventually(settled, timeout=15, what=f"host-{k} without router {e.router}'s networks")
+    took = await seconds_until(settled, timeout=15, what=f"host-{k} without router {e.router}'s networks")
     assert e.segment not in await fleet.vxlans(k)
     print(f"\nrouter deleted → its networks gone from host-{k} in {took:.2f} s")
     # The rest still works across hosts.
@@ -153,7 +154,7 @@ async def test_the_fault_switches_do_what_failover_tests_rely_on(fleet: Fleet, s
     await fleet.cut_underlay(r)
     assert not await fleet.ping(w.ext, w.inst2.ip(4), timeout=0.5)
     await fleet.restore_underlay(r)
-    took = await eventually(
+    took = await seconds_until(
         lambda: fleet.ping(w.ext, w.inst2.ip(4)), timeout=10, what="traffic after the underlay is back"
     )
     print(f"\nunderlay restored → ext reaches instance2 through router1 again in {took:.2f} s")

@@ -27,9 +27,10 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from scopenet.contracts.routerspec import router_subject
 from scopenet.datapath import desired_state, nft, plan
 from scopenet.netlink import libnft
+from tests.helpers import eventually, seconds_until
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import project
-from tests.netns.stack import AgentProcess, Box, Stack, box, eventually, reference_fingerprint, stack
+from tests.netns.stack import AgentProcess, Box, Stack, box, reference_fingerprint, stack
 
 pytestmark = pytest.mark.netns
 
@@ -125,7 +126,7 @@ async def test_restart_with_changed_specs_converges(stack: Stack, box: Box, agen
     agent.start()
     ready = await agent.ready()
     await assert_exactly(stack, box, [r1["id"], r3["id"]])
-    took = await eventually(lambda: all_active(stack, [r1["id"], r3["id"]]), timeout=10, what="r1, r3 ACTIVE")
+    took = await seconds_until(lambda: all_active(stack, [r1["id"], r3["id"]]), timeout=10, what="r1, r3 ACTIVE")
     print(
         f"\nrestart with changed specs: ready (converged) {ready:.2f} s after the process started, ACTIVE +{took:.2f} s"
     )

@@ -25,10 +25,11 @@ import pytest
 from scopenet.commands.instance import plug
 from scopenet.infra.embedded import record_stack
 from scopenet.netlink import TestInstance
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN
 from tests.netns.probes import echo_servers, udp_seen
 from tests.netns.seed_stack import Matrix, World, applied, ext_routes, gateways, seed_matrix, seed_topology
-from tests.netns.stack import Box, Stack, box, cli, eventually, running_agent, stack
+from tests.netns.stack import Box, Stack, box, cli, running_agent, stack
 
 pytestmark = pytest.mark.netns
 
@@ -97,7 +98,8 @@ async def test_floating_ip_both_ways(stack: Stack, box: Box, world: World) -> No
     async with echo_servers([w.ext, w.inst1, w.inst2]):
         await asyncio.gather(m.reach(w.ext, address, ext4), m.reach(w.inst1, ext4, address))
         await m.blocked(w.ext, i1_4, gateways(w.inst1)[4])  # the fixed address is still out of reach
-        # SPEC §5.3: a port with a floating IP may reach the external scope's networks (float-snat
+        # docs/neutron.md#behaviour-matrix: a port with a floating IP may reach the external scope's
+        # networks (float-snat
         # re-marks it), seen with its own address; the other way round stays blocked.
         await m.reach(w.inst1, i2_4, i1_4)
         await m.blocked(w.inst2, i1_4, gateways(w.inst1)[4])

@@ -1,4 +1,4 @@
-"""What a BGP speaker announces (SPEC §2.M rule 68): only subnets in the external network's scope."""
+"""What a BGP speaker announces (rule 68): only subnets in the external network's scope."""
 
 from __future__ import annotations
 

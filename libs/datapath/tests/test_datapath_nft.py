@@ -1,9 +1,9 @@
 """Golden tests of the rendered nftables ruleset (pure; the kernel runs it in tests/netns).
 
-The seed's router1 must render to DATAPATH.md's verified ruleset. Only two additive differences are
-allowed, and they are undone before comparing: drop counters are named (``counter name "drop_<if>"``
-instead of an anonymous ``counter``, plus their declarations), and a ``scopenet_meta`` chain carries
-the owner/digest label.
+The seed's router1 must render to the ruleset verified on a real kernel (docs/datapath.md). Only two
+additive differences are allowed, and they are undone before comparing: drop counters are named
+(``counter name "drop_<if>"`` instead of an anonymous ``counter``, plus their declarations), and a
+``scopenet_meta`` chain carries the owner/digest label.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from scopenet.datapath.example import GW_PORT, NET1_PORT, NET2_PORT, ROUTER1, SC
 
 QR1, QR2, QG = names.internal_ifname(NET1_PORT), names.internal_ifname(NET2_PORT), names.gateway_ifname(GW_PORT)
 
-#: DATAPATH.md, "A verified nft rendering of the example", verbatim.
-DATAPATH_MD = """
+#: router1's ruleset as built by hand and verified on a real kernel, verbatim.
+VERIFIED_RULESET = """
 table inet scopenet_router {
   chain mangle_prerouting { type filter hook prerouting priority mangle; policy accept;
     jump scope_mark
@@ -80,11 +80,11 @@ table inet scopenet_router {
 
 
 def _tokens(text: str) -> list[str]:
-    """Whitespace-insensitive: DATAPATH.md sometimes puts a chain's first rule on the brace line."""
+    """Whitespace-insensitive: the verified text sometimes puts a chain's first rule on the brace line."""
     return text.replace("{", " { ").replace("}", " } ").split()
 
 
-def _as_datapath_md(rules: str) -> str:
+def _as_verified(rules: str) -> str:
     text = rules.replace(QR1, "qr-net1").replace(QR2, "qr-net2").replace(QG, "qg-ext")
     text = re.sub(r'counter name "drop_[^"]+" drop', "counter drop", text)
     text = re.sub(r"^\s*counter drop_\S+ \{ \}\n", "", text, flags=re.M)
@@ -102,8 +102,8 @@ def chain(spec: RouterSpec, name: str) -> list[str]:
     return lines[start + 1 : end]
 
 
-def test_router1_renders_the_datapath_md_ruleset() -> None:
-    assert _tokens(_as_datapath_md(nft.render_rules(router1()))) == _tokens(DATAPATH_MD)
+def test_router1_renders_the_verified_ruleset() -> None:
+    assert _tokens(_as_verified(nft.render_rules(router1()))) == _tokens(VERIFIED_RULESET)
 
 
 def test_router1_transaction_golden() -> None:

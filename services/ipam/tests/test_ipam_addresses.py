@@ -1,4 +1,4 @@
-"""Gateway / allocation-pool defaults (SPEC §3.2, rules 45-47) and address allocation (§2.J, §3.4)."""
+"""Gateway / allocation-pool defaults (rules 45-47) and address allocation (rules 54-58)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def defaults(
     return (None if gw is None else str(gw)), [str(r) for r in ranges]
 
 
-# -- §3.2 table -------------------------------------------------------------------------------------
+# -- docs/neutron.md#gateway-and-allocation-pools ----------------------------------------------------------------
 
 
 class TestDefaultsTable:
@@ -42,8 +42,9 @@ class TestDefaultsTable:
         assert defaults("10.0.0.0/24") == ("10.0.0.1", ["10.0.0.2-10.0.0.254"])
 
     def test_ipv6_cidr_gets_colon_colon_1_like_a_pool_subnet(self) -> None:
-        # SPEC §9.12 fixed: Neutron gives an explicit IPv6 cidr the network address (``::``) as its
-        # gateway but a pool subnet ``::1``; scopenet gives ``::1`` both ways (as the seed shows).
+        # docs/neutron.md#the-ipv6-gateway-does-not-depend-on-how-the-subnet-was-asked-for: Neutron gives
+        # an explicit IPv6 cidr the network address (``::``) as its gateway but a pool subnet ``::1``;
+        # scopenet gives ``::1`` both ways (as the walkthrough shows).
         assert defaults("2001:db8:80d2:c4d3::/64") == (
             "2001:db8:80d2:c4d3::1",
             ["2001:db8:80d2:c4d3::2-2001:db8:80d2:c4d3:ffff:ffff:ffff:ffff"],
@@ -195,7 +196,10 @@ class TestAllocationPools:
 
 
 class TestTinySubnets:
-    """§9.11 fix: no automatic gateway on IPv4 /31-/32 and IPv6 /127-/128, the whole usable range is the pool."""
+    """No automatic gateway on IPv4 /31-/32 and IPv6 /127-/128, the whole usable range is the pool.
+
+    docs/neutron.md#point-to-point-subnets
+    """
 
     @pytest.mark.parametrize("any_", [True, False])
     def test_slash_31(self, any_: bool) -> None:
@@ -341,7 +345,8 @@ class TestFreeAddresses:
         assert [fa.allocate(), fa.allocate()] == [got[0], got[2]]
 
     def test_gateway_held_by_a_port_stays_reserved_after_release(self) -> None:
-        # Data from before the reservation (Neutron §9.14): a port holds the gateway; freeing it must not pool it.
+        # Data from before the reservation (docs/neutron.md#the-gateway-address-is-reserved): a port holds
+        # the gateway; freeing it must not pool it.
         cidr = IPNetwork("10.0.0.0/29")
         gw = IPAddress("10.0.0.3")
         fa = FreeAddresses([rng("10.0.0.1", "10.0.0.6")], [gw], [gw], cidr=cidr)

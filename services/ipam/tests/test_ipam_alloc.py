@@ -1,4 +1,4 @@
-"""Prefix allocation from a pool (SPEC §3.1, rules 41-44): the reference best fit and ``FreeBlocks``.
+"""Prefix allocation from a pool (docs/neutron.md#prefix-allocation): the reference best fit and ``FreeBlocks``.
 
 The property tests check the reference against a brute-force oracle built from plain sets of integer
 addresses (no netaddr IPSet), then check ``FreeBlocks`` against the reference under random sequences.

@@ -1,4 +1,4 @@
-"""Subnet-pool prefix rules (SPEC §1.2, §2.C-§2.E, §3.3): parsing, bounds, growth, removal, quota, overlap."""
+"""Subnet-pool prefix rules (docs/neutron.md#subnet-pools): parsing, bounds, growth, removal, quota, overlap."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ class TestPrefixBounds:
         assert prefix_bounds(4, min_prefixlen=24, max_prefixlen=None, default_prefixlen=None) == (24, 32, 24)
 
     def test_min_zero_computes_default(self) -> None:
-        # Neutron bug §9.8: 500 there; here the default is computed.
+        # Neutron: 500 there (docs/neutron.md#min_prefixlen-0-works); here the default is computed.
         assert prefix_bounds(4, min_prefixlen=0, max_prefixlen=None, default_prefixlen=None) == (0, 32, 0)
 
     def test_explicit(self) -> None:

@@ -1,4 +1,6 @@
-"""The reconciler's queueing and level-triggered behaviour, against an in-memory datapath.
+"""The reconciler's queueing and level-triggered behaviour, and what it applies for each kind of
+RouterSpec change (a pool leaving or joining the scope, a floating IP, SNAT, the router removed),
+against an in-memory datapath.
 
 ``FakeKernel`` applies plans to a model of the kernel (namespaces, veths on bridges, addresses,
 routes, sysctls, the nft table), so these tests exercise the real ``plan``: what the reconciler
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from scopenet.contracts.routerspec import RouterSpec
 from scopenet.datapath import names
 from scopenet.datapath.example import ROUTER1, router1
 from scopenet.datapath.model import (
@@ -139,7 +142,7 @@ class FakeKernel:
                     self.bridges.get(link.peer.master or "", set()).discard(link.peer.name)
             case SetLink(namespace=ns, name=n) if ns is not None:
                 link = self.ns[ns].links[n]
-                self.ns[ns].links[n] = dataclasses.replace(link, mac=a.mac or link.mac, up=a.up)  # type: ignore[attr-defined]
+                self.ns[ns].links[n] = dataclasses.replace(link, mac=a.mac or link.mac, up=a.up)
             case AddAddress(namespace=ns, address=x):
                 self.ns[ns].addresses.add(x)
             case DeleteAddress(namespace=ns, address=x):
@@ -309,7 +312,7 @@ async def test_a_resync_does_not_hold_up_a_router_that_just_arrived(fake: FakeKe
         await asyncio.sleep(0.005)
         return await observe(router_id, desired)  # type: ignore[arg-type]
 
-    fake.observe = slow_observe  # type: ignore[method-assign]
+    fake.observe = slow_observe  # type: ignore[method-assign,assignment]
     mine = [uuid.uuid4() for _ in range(40)]
     newcomer = uuid.uuid4()
     arrived = asyncio.Event()
@@ -334,3 +337,80 @@ async def test_a_resync_does_not_hold_up_a_router_that_just_arrived(fake: FakeKe
     assert rec.status(newcomer).status == "ACTIVE"  # type: ignore[union-attr]
     assert rechecked_first <= 2  # not the 30-odd the queue would have put ahead of it
     assert sorted(set(checked) - {str(newcomer)}) == sorted(str(r) for r in mine)  # and every one re-checked
+
+
+# ---------------------------------------------------------------- what a RouterSpec change applies
+
+
+async def _applied(fake: FakeKernel, rec: Reconciler, spec: RouterSpec) -> list[str]:
+    before = len(fake.plans)
+    assert rec.desired(spec)
+    await run(rec)
+    return [line for p in fake.plans[before:] for line in p.describe()]
+
+
+def _nft(fake: FakeKernel) -> str:
+    return fake.ns[names.namespace(ROUTER1)].nft or ""
+
+
+NET2_IN_A = 'meta nfproto ipv4 iifname "qr-2b3c4d5e-6f" meta mark set meta mark & 0x0401ffff | 0x04010000'
+NET2_UNSCOPED = 'meta nfproto ipv4 iifname "qr-2b3c4d5e-6f" meta mark set meta mark & 0x0400ffff | 0x04000000'
+
+
+async def test_a_subnet_pool_leaving_and_rejoining_its_scope_only_replaces_the_nft_table(fake: FakeKernel) -> None:
+    async with Reconciler(fake, owner="agent-1", freeze_gc=False) as rec:
+        await _applied(fake, rec, router1(revision=1))
+        assert NET2_IN_A in _nft(fake)
+        assert await _applied(fake, rec, router1(revision=2, network2_scoped=False)) == ["replace nft table"]
+        assert NET2_UNSCOPED in _nft(fake) and NET2_IN_A not in _nft(fake)
+        assert await _applied(fake, rec, router1(revision=3)) == ["replace nft table"]
+        assert NET2_IN_A in _nft(fake)
+        assert rec.status(RID).status == "ACTIVE"  # type: ignore[union-attr]
+
+
+async def test_a_floating_ip_removed_and_added_again(fake: FakeKernel) -> None:
+    async with Reconciler(fake, owner="agent-1", freeze_gc=False) as rec:
+        await _applied(fake, rec, router1(revision=1))
+        gone = await _applied(fake, rec, router1(revision=2, floating_ip=False))
+        assert gone[:2] == ["replace nft table", "delete address 203.0.113.80/32 dev qg-9e3c1d2a-7b"]
+        assert "203.0.113.80" not in _nft(fake)
+        back = await _applied(fake, rec, router1(revision=3))
+        assert back == [
+            "replace nft table",
+            "add address 203.0.113.80/32 dev qg-9e3c1d2a-7b",
+            "announce 2001:db8::66 203.0.113.66 203.0.113.80 on qg-9e3c1d2a-7b",  # neighbours learn it at once
+        ]
+        assert "ip daddr 203.0.113.80 dnat ip to 198.51.100.3" in _nft(fake)
+
+
+async def test_snat_off_changes_the_table_alone(fake: FakeKernel) -> None:
+    async with Reconciler(fake, owner="agent-1", freeze_gc=False) as rec:
+        await _applied(fake, rec, router1(revision=1))
+        assert await _applied(fake, rec, router1(revision=2, enable_snat=False)) == ["replace nft table"]
+
+
+async def test_a_removed_router_leaves_nothing_and_only_empty_bridges_go(fake: FakeKernel) -> None:
+    async with Reconciler(fake, owner="agent-1", freeze_gc=False) as rec:
+        await _applied(fake, rec, router1(revision=1))
+        fake.bridges["brq-1000"].add("tap-an-instance")  # the external network still has a port
+        removed = await _applied(fake, rec, router1(revision=2).model_copy(update={"present": False}))
+        assert removed == [
+            "delete links qg-9e3c1d2a-7b qr-1a2b3c4d-5e qr-2b3c4d5e-6f",
+            f"delete namespace {names.namespace(ROUTER1)}",
+            "delete bridge brq-1000 if empty",
+            "delete bridge brq-1001 if empty",
+            "delete bridge brq-1002 if empty",
+        ]
+    assert fake.ns == {} and fake.bridges == {"brq-1000": {"tap-an-instance"}}
+
+
+async def test_the_fence_guards_the_host_ends_of_every_wanted_router(fake: FakeKernel) -> None:
+    other = uuid.uuid4()
+    async with Reconciler(fake, owner="agent-1", freeze_gc=False) as rec:
+        rec.desired(router1())
+        rec.desired(router1(router_id=other, port_ids=(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())))
+        assert len(rec.router_ports()) == 6 and "tap9e3c1d2a-7b" in rec.router_ports()
+        rec.forget(other)
+        assert rec.router_ports() == {"tap9e3c1d2a-7b", "tap1a2b3c4d-5e", "tap2b3c4d5e-6f"}
+        assert rec.routers == [RID]
+        await run(rec)

@@ -1,4 +1,4 @@
-"""The RouterSpec builder is pure: rows in, the spec an agent applies out (SPEC §4, DATAPATH.md)."""
+"""The RouterSpec builder is pure: rows in, the spec an agent applies out (address scopes, datapath marks)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from scopenet.contracts import routerspec as rs
-from scopenet.services.topology import routerspec as b
+from scopenet.services.topology.specs import rules as b
 
 U = uuid.UUID
 
@@ -75,7 +75,7 @@ def test_seed_router_marks_per_interface_and_family() -> None:
 
 
 def test_port_scope_comes_from_the_network_not_the_port() -> None:
-    """§4.2: a v4-only router port on a dual-stack network still carries the network's v6 scope."""
+    """A v4-only router port on a dual-stack network still carries the network's v6 scope."""
     v4_only = b.PortRow(uid(103), NET2, "fa:16:3e:00:00:04", ((S42, "203.0.113.1"),))
     spec = b.build(ROUTER, gateway=None, interfaces=[v4_only], floating_ips=[], world=world())
     assert spec.interfaces[0].scope_v6.id == SCOPE6 and spec.gateway is None
@@ -111,3 +111,28 @@ def test_network_scopes_last_pooled_subnet_wins_and_plain_subnets_count_for_noth
 def test_removal_spec() -> None:
     gone = b.removal(uid(200), agent_id="agent-a", revision=9)
     assert (gone.present, gone.interfaces, gone.gateway, gone.revision) == (False, [], None, 9)
+
+
+def test_build_all_groups_rows_per_router_and_sets_aside_the_unbuildable() -> None:
+    other = b.RouterRow(uid(201), True, "agent-b", 2, False)
+    lagging = b.RouterRow(uid(202), True, "agent-b", 3, True)
+    unknown = b.SubnetRow(uid(39), uid(4), 4, "192.0.2.0/24", "192.0.2.1", uid(13))
+    w = world(
+        networks={**world().networks, uid(4): b.NetworkRow(uid(4), 5, 1500)},
+        subnets=[*world().subnets, unknown],
+        pools={**world().pools, uid(13): (4, uid(22))},
+    )
+    stray = b.PortRow(uid(105), uid(4), "fa:16:3e:00:00:06", ((uid(39), "192.0.2.1"),))
+    second_gw = b.PortRow(uid(106), EXT, "fa:16:3e:00:00:07", ((SE4, "203.0.113.67"),))
+    interfaces = [(ROUTER.id, IF41), (other.id, IF42), (ROUTER.id, IF42), (lagging.id, stray)]
+    gateways = [(ROUTER.id, GW), (ROUTER.id, second_gw)]
+    fips = [(ROUTER.id, FIP)]
+    assert b.networks_of(interfaces=interfaces, gateways=gateways, floating_ips=fips) == {NET1, NET2, EXT, uid(4)}
+    specs, unbuildable = b.build_all(
+        [ROUTER, other, lagging], interfaces=interfaces, gateways=gateways, floating_ips=fips, world=w
+    )
+    assert [s.router_id for s in specs] == [ROUTER.id, other.id]
+    mine, theirs = specs
+    assert mine == b.build(ROUTER, gateway=GW, interfaces=[IF41, IF42], floating_ips=[FIP], world=w)
+    assert theirs.gateway is None and [p.port_id for p in theirs.interfaces] == [IF42.id] and not theirs.floating_ips
+    assert [rid for rid, _ in unbuildable] == [lagging.id]

@@ -22,9 +22,10 @@ import pytest
 import yaml
 
 from scopenet.infra.select import Endpoints
-from scopenet.runtime.settings import Settings
 from scopenet.services.api.app import RunningApi, api_service
+from scopenet.services.api.settings import ApiSettings
 from scopenet.services.topology.app import TopologyRunning, topology_service
+from scopenet.services.topology.settings import TopologySettings
 from scopenet.store.service import Running
 
 ADMIN_PROJECT = "0" * 32
@@ -41,7 +42,7 @@ OPENSTACK = str(Path(sys.executable).parent / "openstack")
 
 @pytest.fixture(scope="session")
 async def topology_running(ipam_running: Running, infra: Endpoints) -> AsyncIterator[Running]:
-    settings = Settings(database_url=infra.database_url, nats_url=infra.nats_url, health_port=0)
+    settings = TopologySettings(database_url=infra.database_url, nats_url=infra.nats_url, health_port=0)
     async with topology_service(settings, database_url=infra.database_url, nats_url=infra.nats_url) as svc:
         yield svc
 
@@ -52,7 +53,7 @@ async def api_server(
 ) -> AsyncIterator[RunningApi]:
     path = Path(tmp_path_factory.mktemp("api")) / "tokens.yaml"
     path.write_text(yaml.safe_dump({"tokens": {t: {"project_id": p, "roles": r} for t, p, r in TOKENS.values()}}))
-    settings = Settings(nats_url=infra.nats_url, api_port=0, health_port=0, tokens_file=path, request_timeout=10)
+    settings = ApiSettings(nats_url=infra.nats_url, api_port=0, health_port=0, tokens_file=path, request_timeout=10)
     async with api_service(settings, nats_url=infra.nats_url) as running:
         yield running
 

@@ -52,7 +52,7 @@ async def test_subnetpool_shapes_and_prefix_length_quirk(http: Http) -> None:
     assert created["ip_version"] == 4 and created["revision_number"] == 0 and created["tenant_id"] == "0" * 32
     assert "mark_id" not in created
     r = await http.put(f"/v2.0/subnetpools/{created['id']}", "admin", {"subnetpool": {"description": "d"}})
-    assert r.status == 200 and r.body["subnetpool"]["min_prefixlen"] == 24  # PUT answers ints (SPEC App. B)
+    assert r.status == 200 and r.body["subnetpool"]["min_prefixlen"] == 24  # PUT answers ints (docs/neutron.md)
     got = (await http.get(f"/v2.0/subnetpools/{created['id']}")).body["subnetpool"]
     assert got["default_prefixlen"] == "26" and got["revision_number"] == 1 and got["description"] == "d"
     r = await http.put(f"/v2.0/subnetpools/{created['id']}/add_prefixes", "admin", {"prefixes": ["10.251.0.0/24"]})
@@ -196,10 +196,10 @@ async def test_rbac_and_usage(http: Http) -> None:
 async def test_nats_down_is_a_prompt_503(tmp_path: Any) -> None:
     import aiohttp
 
-    from scopenet.runtime.settings import Settings
     from scopenet.services.api.app import api_service
+    from scopenet.services.api.settings import ApiSettings
 
-    settings = Settings(nats_url="nats://127.0.0.1:1", api_port=0, health_port=0, auth="noauth", request_timeout=0.2)
+    settings = ApiSettings(nats_url="nats://127.0.0.1:1", api_port=0, health_port=0, auth="noauth", request_timeout=0.2)
     async with api_service(settings, nats_url="nats://127.0.0.1:1") as api, aiohttp.ClientSession() as s:
         started = time.monotonic()
         async with s.get(api.url + "/v2.0/subnetpools") as resp:

@@ -1,6 +1,6 @@
 """What the isolation fuzz (test_api_isolation_fuzz.py) found, one rule at a time (Neutron 29's
 default policy): who may change another project's port, which attributes are admin-only, and
-that a refused write on something the caller cannot see is 404, not 403 (SPEC §2.A rule 6)."""
+that a refused write on something the caller cannot see is 404, not 403 (rule 6)."""
 
 from __future__ import annotations
 

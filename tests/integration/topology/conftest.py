@@ -17,14 +17,13 @@ from scopenet.bus.errors import ERROR_CODE_HEADER
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.subjects import TOPOLOGY_ENDPOINTS, Endpoint
 from scopenet.infra.select import Endpoints
-from scopenet.runtime.settings import Settings
 from scopenet.services.topology.app import TopologyRunning, topology_service
 from scopenet.services.topology.settings import TopologySettings
 from scopenet.store.service import Running
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN, Ipam
-from tests.integration.procs import eventually
 
-FAST = TopologySettings(reconcile_interval=1.0, stale_after=3.0, agent_ttl=3.0)
+FAST = TopologySettings(topology_reconcile_interval=1.0, topology_stale_after=3.0, topology_agent_ttl=3.0)
 
 
 def topo_endpoint(subject_tail: str) -> Endpoint:
@@ -58,10 +57,10 @@ class Topo:
 
 @pytest.fixture(scope="session")
 async def topology_running(ipam_running: Running, infra: Endpoints) -> AsyncIterator[Running]:
-    settings = Settings(database_url=infra.database_url, nats_url=infra.nats_url, health_port=0)
-    async with topology_service(
-        settings, database_url=infra.database_url, nats_url=infra.nats_url, topology=FAST
-    ) as svc:
+    settings = FAST.model_copy(
+        update={"database_url": infra.database_url, "nats_url": infra.nats_url, "health_port": 0}
+    )
+    async with topology_service(settings, database_url=infra.database_url, nats_url=infra.nats_url) as svc:
         yield svc
 
 
@@ -204,7 +203,7 @@ class Heartbeats:
 
     async def start(self, agent_id: str) -> None:
         from scopenet.contracts.routerspec import AgentHeartbeat
-        from scopenet.services.topology.agents import agents_bucket
+        from scopenet.services.topology.agents.heartbeats import agents_bucket
 
         kv = await agents_bucket(self.js, FAST.agent_ttl)
         beat = AgentHeartbeat(agent_id=agent_id, host="testhost", routers=0, started_at="2026-01-01T00:00:00Z")

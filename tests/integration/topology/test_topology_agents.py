@@ -10,8 +10,8 @@ from typing import Any
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from scopenet.bus.client import decode_error
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN, fails
-from tests.integration.procs import eventually
 from tests.integration.topology.conftest import AGENT, Build, Heartbeats, SpecWatch, Topo, last_spec, project
 
 

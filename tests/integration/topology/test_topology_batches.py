@@ -11,8 +11,8 @@ from typing import Any
 from netaddr import IPAddress, IPNetwork
 
 from scopenet.contracts.errors import DomainError
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN, fails, new_id
-from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project
 
 

@@ -1,17 +1,16 @@
 """BGP speakers and peers over NATS: admin-only CRUD, the member actions, and the routes a speaker
-announces for the seed topology (SPEC §2.M rule 68) following the pool in and out of the scope."""
+announces for the seed topology (rule 68) following the pool in and out of the scope."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from scopenet.contracts.errors import BadRequest, Conflict, NotAuthorized, NotFound
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN
 from tests.integration.topology.conftest import Build, Topo, project
 from tests.integration.topology.test_topology_seed import build_seed
@@ -32,16 +31,6 @@ async def last_speaker_spec(js: Any, speaker_id: Any) -> dict[str, Any] | None:
     finally:
         await sub.unsubscribe()
     return json.loads(msgs[0].data) if msgs else None
-
-
-async def until(get: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 10) -> Any:
-    """Poll ``get`` until its value passes ``ok``; that value."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await get()
-            if ok(value):
-                return value
-            await asyncio.sleep(0.05)
 
 
 def routes(reply: Any) -> list[tuple[str, str]]:
@@ -90,7 +79,7 @@ async def test_seed_speakers_announce_only_the_scoped_subnets(topo: Topo, mk: Bu
         spec = await last_speaker_spec(js, sp4.id)
         return [(r["destination"], r["next_hop"]) for r in spec["routes"]] if spec else None
 
-    await until(spec_routes, lambda r: r == r4, timeout=10)
+    await eventually(spec_routes, passes=lambda r: r == r4, timeout=10, every=0.05)
     spec = await last_speaker_spec(js, sp4.id)
     assert spec is not None and spec["local_as"] == 64512
     assert spec["peers"] == [{"id": str(peer.id), "peer_ip": "203.0.113.99", "remote_as": 64513, "password": "s3"}]
@@ -105,22 +94,32 @@ async def test_seed_speakers_announce_only_the_scoped_subnets(topo: Topo, mk: Bu
     async def advertised() -> list[tuple[str, str]]:
         return routes(await topo("bgp_speaker.get_advertised_routes", ADMIN, id=str(sp4.id)))
 
-    await until(advertised, lambda r: r == [], timeout=10)
-    await until(spec_routes, lambda r: r == [], timeout=10)
+    await eventually(advertised, passes=lambda r: r == [], timeout=10, every=0.05)
+    await eventually(spec_routes, passes=lambda r: r == [], timeout=10, every=0.05)
     await mk.ipam("subnetpool.update", ADMIN, id=str(w["p4"].id), subnetpool={"address_scope_id": str(w["s4"].id)})
-    await until(spec_routes, lambda r: r == [r4[0]], timeout=10)
+    await eventually(spec_routes, passes=lambda r: r == [r4[0]], timeout=10, every=0.05)
 
     # Detaching network2 from the router withdraws it too.
     await topo("router.remove_router_interface", w["demo"], id=str(w["router"].id), subnet_id=str(w["sub42"].id))
     assert await advertised() == []
-    await until(spec_routes, lambda r: r == [], timeout=10)
+    await eventually(spec_routes, passes=lambda r: r == [], timeout=10, every=0.05)
 
     await topo("bgp_speaker.remove_gateway_network", ADMIN, id=str(sp6.id), network_id=str(public.id))
     assert routes(await topo("bgp_speaker.get_advertised_routes", ADMIN, id=str(sp6.id))) == []
     await topo("bgp_speaker.remove_bgp_peer", ADMIN, id=str(sp4.id), bgp_peer_id=str(peer.id))
-    await until(lambda: last_speaker_spec(js, sp4.id), lambda s: s is not None and s["peers"] == [], timeout=10)
+    await eventually(
+        lambda: last_speaker_spec(js, sp4.id),
+        passes=lambda s: s is not None and s["peers"] == [],
+        timeout=10,
+        every=0.05,
+    )
     await topo("bgp_speaker.delete", ADMIN, id=str(sp4.id))
-    await until(lambda: last_speaker_spec(js, sp4.id), lambda s: s is not None and not s["present"], timeout=10)
+    await eventually(
+        lambda: last_speaker_spec(js, sp4.id),
+        passes=lambda s: s is not None and not s["present"],
+        timeout=10,
+        every=0.05,
+    )
     for sp in (sp6,):
         await topo("bgp_speaker.delete", ADMIN, id=str(sp.id))
     await topo("bgp_peer.delete", ADMIN, id=str(peer.id))

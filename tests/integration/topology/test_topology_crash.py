@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -27,13 +25,14 @@ import asyncpg
 from scopenet.bus.client import BusClient
 from scopenet.bus.micro import serve
 from scopenet.contracts.errors import DomainError, TransientError
+from scopenet.infra import processes
 from scopenet.infra.select import Endpoints
 from scopenet.services.topology.app import TopologyRunning
 from scopenet.services.topology.handlers import routes
 from scopenet.store.service import Running
+from tests.helpers import eventually
 from tests.integration.topology.conftest import Build, Topo, project
 
-SCOPENET = Path(sys.executable).parent / "scopenet"
 EXPECTED_REFUSALS = {"SubnetInUse", "PortNotFound", "SubnetNotFound", "IpAddressGenerationFailure"}
 
 
@@ -42,7 +41,6 @@ class Victim:
 
     def __init__(self, infra: Endpoints, log: Path) -> None:
         self.env = {
-            **os.environ,
             "SCOPENET_DATABASE_URL": infra.database_url,
             "SCOPENET_NATS_URL": infra.nats_url,
             "SCOPENET_LOG_LEVEL": "info",
@@ -57,10 +55,7 @@ class Victim:
     def start(self) -> None:
         if self.closed:  # never outlive the test, whatever task still runs
             return
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [str(SCOPENET), "service", "topology"], env=self.env, stdout=subprocess.DEVNULL, stderr=out
-            )
+        self.proc = processes.start_service("topology", env=self.env, log=self.log)
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -70,13 +65,8 @@ class Victim:
 
     def stop(self) -> None:
         self.closed = True
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            processes.stop([self.proc], timeout=15)
 
     def repairs(self) -> Counter[str]:
         done: Counter[str] = Counter()
@@ -211,12 +201,13 @@ async def test_kill9_topology_under_load_converges(
         load.set()
 
     async def victim_answers() -> None:
-        async with asyncio.timeout(60):
-            while True:
-                with contextlib.suppress(TransientError):
-                    await fast("network.list", alice, filters={"id": net_ids[0]})
-                    return
-                await asyncio.sleep(0.1)
+        await eventually(
+            lambda: fast("network.list", alice, filters={"id": net_ids[0]}),
+            timeout=60,
+            passes=lambda _: True,
+            tolerate=TransientError,
+            what="the restarted topology answers",
+        )
 
     victim.start()
     try:

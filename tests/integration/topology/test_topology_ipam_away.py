@@ -21,8 +21,8 @@ from scopenet.services.ipam.app import NAME, VERSION
 from scopenet.services.ipam.handlers import routes
 from scopenet.services.topology.app import TopologyRunning
 from scopenet.store.service import Running
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN, fails
-from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project
 
 

@@ -1,12 +1,12 @@
 """Networks and subnets through the NATS commands: Neutron's fields, rules 39-53 that are topology's,
-and the derived address scopes (SPEC §4.1), including a pool changing scope at runtime."""
+and the derived address scopes (docs/neutron.md#network-address-scopes), including a pool changing scope at runtime."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN, EventTap, fails
-from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project
 
 
@@ -47,7 +47,7 @@ async def test_subnet_defaults_and_network_revision(topo: Topo, mk: Build) -> No
     assert [p.model_dump() for p in sub.allocation_pools] == [{"start": "198.51.100.2", "end": "198.51.100.62"}]
     assert sub.dns_nameservers == ["192.0.2.53"] and sub.enable_dhcp
     v6 = await mk.subnet(alice, net, cidr="2001:db8:80d2:c4d3::/64", ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
-    assert v6.gateway_ip == "2001:db8:80d2:c4d3::1"  # as the seed shows (SPEC §9.12 fixed)
+    assert v6.gateway_ip == "2001:db8:80d2:c4d3::1"  # as the walkthrough shows
     net = (await topo("network.get", alice, id=str(net.id))).network
     assert set(net.subnets) == {sub.id, v6.id} and net.revision_number == 2
     await fails(

@@ -1,4 +1,4 @@
-"""Ports through the NATS commands: fixed IPs from IPAM (SPEC §1.6, §2.J, §3.4), MAC, policy."""
+"""Ports through the NATS commands: fixed IPs from IPAM (docs/neutron.md#ports-and-ip-allocation), MAC, policy."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ async def test_default_fixed_ips_one_per_family_and_slaac(topo: Topo, mk: Build)
     assert port.mac_address.startswith("fa:16:3e:") and port.status == "DOWN"
     ips = {ip.subnet_id: ip.ip_address for ip in port.fixed_ips}
     assert ips[v4.id] == "198.51.100.2"  # lowest free (the gateway .1 is the subnet's)
-    assert ips[stateful.id] == "2001:db8:1::2"  # ::1 is the gateway (SPEC §9.12)
+    assert ips[stateful.id] == "2001:db8:1::2"  # ::1 is the gateway
     b = [int(x, 16) for x in port.mac_address.split(":")]  # EUI-64 of fa:16:3e:xx:yy:zz
     assert IPAddress(ips[slaac.id]) == IPAddress(f"2001:db8:80d2:c4d3:f816:3eff:fe{b[3]:02x}:{b[4]:02x}{b[5]:02x}")
     held = (await mk.ipam("ip.list", ADMIN, filters={"port_id": str(port.id)})).allocations

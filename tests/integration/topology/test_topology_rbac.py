@@ -1,4 +1,4 @@
-"""Network RBAC (``access_as_shared``, ``access_as_external``): SPEC §1.8 and §2.L rules 63 and 65
+"""Network RBAC (``access_as_shared``, ``access_as_external``): rules 63 and 65 of docs/neutron.md#sharing-and-rbac
 applied to networks (scope and pool RBAC are IPAM's)."""
 
 from __future__ import annotations

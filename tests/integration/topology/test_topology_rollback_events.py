@@ -8,8 +8,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from scopenet.services.topology import portsaga
 from scopenet.services.topology.app import TopologyRunning
+from scopenet.services.topology.ports import saga as portsaga
+from scopenet.services.topology.ports.rules import NewPort
 from tests.integration.conftest import EventTap, Ipam
 from tests.integration.topology.conftest import Build, project
 
@@ -24,7 +25,7 @@ async def test_rolled_back_port_publishes_no_port_event(
     port_id = uuid.uuid4()
     async with EventTap(nats_client.jetstream(), ipam) as tap:
         async with deps.db.acquire() as conn:
-            await portsaga.insert(conn, portsaga.NewPort(id=port_id, network_id=net.id, project_id=ctx.project_id))
+            await portsaga.insert(conn, NewPort(id=port_id, network_id=net.id, project_id=ctx.project_id))
         await deps.ipam.allocate_ip(ctx, subnet_id=subnet.id, port_id=port_id, ip_address=None)
         await portsaga.abandon(deps, port_id)  # the saga's compensation (or the reconciler's)
         await tap.settle()

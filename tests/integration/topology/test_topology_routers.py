@@ -1,11 +1,11 @@
-"""Routers, interfaces and floating IPs through the NATS commands: SPEC §1.5, §1.7, §2.K rules 59-62."""
+"""Routers, interfaces and floating IPs through the NATS commands: rules 59-62 of docs/neutron.md."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tests.helpers import eventually
 from tests.integration.conftest import ADMIN, EventTap, fails
-from tests.integration.procs import eventually
 from tests.integration.topology.conftest import Build, Topo, project
 
 
@@ -59,7 +59,7 @@ async def test_gateway_rules(topo: Topo, mk: Build, events: EventTap) -> None:
     r = await mk.router(alice, external_gateway_info={"network_id": str(ext.id)})
     gw = r.external_gateway_info
     assert gw.network_id == ext.id and gw.enable_snat is True and r.status == "PENDING"
-    assert [f.ip_address for f in gw.external_fixed_ips] == ["192.0.2.2", "2001:db8:e::2"]  # ::1: gateway (§9.12)
+    assert [f.ip_address for f in gw.external_fixed_ips] == ["192.0.2.2", "2001:db8:e::2"]  # ::1: gateway
     gw_port = await gateway_port(topo, r)
     # admin picks addresses and turns SNAT off: one change (one revision, one event); the gateway port
     # is re-addressed in place and the addresses it no longer has go back to IPAM

@@ -1,4 +1,4 @@
-"""The seed walkthrough's topology (``seed/config-address-scopes.txt``, ``DATAPATH.md``) built through
+"""The seed walkthrough's topology (docs/datapath.md#worked-example-router1) built through
 the NATS commands, and router1's RouterSpec compared with the structure the datapath needs."""
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ async def build_seed(topo: Topo, mk: Build) -> dict[str, Any]:
     s4 = await mk.scope(4)
     p6 = await mk.pool(["2001:db8:a583::/48", "2001:db8::/64"], scope=s6, default_prefixlen=64)
     p4 = await mk.pool(["203.0.113.0/24"], scope=s4, default_prefixlen=26)
-    public = await mk.network(ADMIN, name="public", **{"router:external": True})
+    # Not "public": the API suite replays the seed by name in the same database.
+    public = await mk.network(ADMIN, name="topology-seed-public", **{"router:external": True})
     ext4 = await mk.subnet(ADMIN, public, pool=p4, cidr="203.0.113.64/26", enable_dhcp=False)
     ext6 = await mk.subnet(ADMIN, public, pool=p6, cidr="2001:db8::/64", gateway_ip="2001:db8::1", enable_dhcp=False)
     demo = project()

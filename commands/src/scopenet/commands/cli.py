@@ -4,46 +4,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from scopenet.commands import services
+from scopenet.commands.services import SERVICES, STATELESS, app_module, factory, settings_class
 from scopenet.infra.embedded import running_stack
 from scopenet.infra.select import Endpoints, endpoints
 from scopenet.runtime import log
-from scopenet.runtime.settings import Settings
+from scopenet.runtime.settings import InvalidSettings, Settings, load
 
-#: Every runnable service: name -> "module:factory" of an async context manager
-#: ``factory(settings, *, database_url, nats_url)`` that runs it until the block exits.
-SERVICE_APPS: dict[str, str] = {
-    "ipam": "scopenet.services.ipam.app:ipam_service",
-    "topology": "scopenet.services.topology.app:topology_service",
-    "api": "scopenet.services.api.app:api_service",
-    "l3-agent": "scopenet.services.l3_agent.app:l3_agent_service",
-}
-SERVICES = tuple(SERVICE_APPS)
-#: Services that never use a database: ``scopenet service`` gives them NATS only (no embedded Postgres).
-STATELESS = frozenset({"api", "l3-agent"})
+if TYPE_CHECKING:
+    from scopenet.services.l3_agent.settings import AgentSettings
 
 
 def _service_factory(name: str) -> Any:
-    module, attr = SERVICE_APPS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return factory(name)
+
+
+_S = TypeVar("_S", bound=Settings)
+
+
+def _load(cls: type[_S], state_dir: Path | None) -> _S:
+    """``cls`` from the environment (``--state-dir`` wins); a bad variable is one line naming it."""
+    try:
+        base = load(cls)
+    except InvalidSettings as exc:
+        raise click.ClickException(str(exc)) from None
+    return base.model_copy(update={"state_dir": state_dir}) if state_dir else base
 
 
 def _settings(state_dir: Path | None) -> Settings:
-    try:
-        base = Settings()
-    except Exception as exc:  # a pydantic ValidationError names the variable
-        raise click.ClickException(f"invalid SCOPENET_* setting: {exc}") from None
-    return base.model_copy(update={"state_dir": state_dir}) if state_dir else base
+    """The shared settings, for commands that only find or start the infrastructure."""
+    return _load(Settings, state_dir)
 
 
 @contextlib.contextmanager
@@ -131,18 +131,30 @@ def cli() -> None:
 def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: str) -> None:
     """Run the whole stack in the foreground (Ctrl-C stops everything)."""
     from scopenet.services.api.bootstrap import prepare
+    from scopenet.services.api.settings import ApiSettings
+    from scopenet.services.l3_agent.settings import AgentSettings
 
     settings = _settings(state_dir)
+    for name in SERVICES:  # every service's variables, checked before anything starts
+        _load(settings_class(name), state_dir)
+    agent = _load(AgentSettings, state_dir)
     log.configure(level=settings.log_level, fmt="console")
     try:
         api = prepare(
-            state_dir=settings.state_dir, host=settings.api_host, port=api_port, auth=auth, tokens_file=tokens_file
+            state_dir=settings.state_dir,
+            host=_load(ApiSettings, state_dir).api_host,
+            port=api_port,
+            auth=auth,
+            tokens_file=tokens_file,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     from scopenet.commands.stack import run_stack
 
-    with _infrastructure(settings) as ep, run_stack(settings, ep, services=list(SERVICES), extra_env=api.env) as stack:
+    with (
+        _infrastructure(settings) as ep,
+        run_stack(settings, ep, services=list(SERVICES), extra_env=api.env, agent=agent) as stack,
+    ):
         click.echo(
             f"scopenet: Postgres {_redact(ep.database_url)} and NATS {_redact(ep.nats_url)} ({ep.source}); "
             f"state in {settings.state_dir}"
@@ -170,14 +182,12 @@ def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: st
 @state_dir_option
 def service(name: str, state_dir: Path | None) -> None:
     """Run one service in the foreground."""
-    settings = _settings(state_dir)
+    settings = _load(settings_class(name), state_dir)
     log.configure(level=settings.log_level, fmt=settings.log_format)
     from scopenet.runtime.process import serve_until_signalled
 
     factory = _service_factory(name)
-    from scopenet.commands.stack import DATAPATH
-
-    if name in DATAPATH and (problem := _datapath_problem()):
+    if name in services.DATAPATH and (problem := _datapath_problem()):
         raise SystemExit(problem)  # one line, before any server is started for it
     infrastructure = _nats_only if name in STATELESS else _infrastructure  # stateless: never a database
     with infrastructure(settings) as ep:
@@ -193,7 +203,7 @@ def migrate(state_dir: Path | None) -> None:
     settings = _settings(state_dir)
     with _infrastructure(settings) as ep:
         for name in SERVICES:
-            app = importlib.import_module(SERVICE_APPS[name].split(":")[0])
+            app = app_module(name)
             if not hasattr(app, "MIGRATIONS"):
                 continue
             asyncio.run(upgrade(url=ep.database_url, schema=app.SCHEMA, script_location=app.MIGRATIONS))
@@ -214,10 +224,12 @@ def demo(state_dir: Path | None, keep: bool) -> None:
     from scopenet.commands.demo.main import describe_keep, run
     from scopenet.commands.stack import remove_datapath, run_stack, tokens
     from scopenet.services.api.bootstrap import prepare
+    from scopenet.services.l3_agent.settings import AgentSettings
 
     routers: list[str] = []  # what the walkthrough made, removed afterwards unless --keep
     scratch = state_dir or Path(tempfile.mkdtemp(prefix="scopenet-demo-"))
     settings = _settings(scratch)
+    agent = _load(AgentSettings, scratch)
     log.configure(level="warning", fmt="console")
     with socket.socket() as s:  # a port of its own: a `scopenet up` may hold 9696
         s.bind(("127.0.0.1", 0))
@@ -230,7 +242,7 @@ def demo(state_dir: Path | None, keep: bool) -> None:
             # With BIRD 2 installed the external host learns its routes over BGP (the agent runs the speaker).
             use_bgp = bgp_available()
             extra_env = {**api.env, "SCOPENET_LOG_LEVEL": "warning"} | ({"SCOPENET_AGENT_BGP": "1"} if use_bgp else {})
-            with run_stack(settings, ep, services=list(SERVICES), extra_env=extra_env) as stack:
+            with run_stack(settings, ep, services=list(SERVICES), extra_env=extra_env, agent=agent) as stack:
                 code = asyncio.run(
                     run(
                         endpoint=f"http://127.0.0.1:{port}",
@@ -384,7 +396,7 @@ def nats_config(credentials_file: Path, agents: tuple[str, ...]) -> None:
     then `nats-server --signal reload`): admin, ipam, topology, api and l3-agent-<id> per --agent."""
     from scopenet.bus import natsauth
     from scopenet.contracts.permissions import agent_user
-    from scopenet.runtime.settings import agent_id_from
+    from scopenet.services.l3_agent.settings import agent_id_from
 
     users = [*natsauth.default_users(), *(agent_user(agent_id_from(a)) for a in agents)]
     try:
@@ -404,7 +416,7 @@ def nats_user(state_dir: Path | None, agent_id: str | None, name: str | None) ->
     from scopenet.bus import natsauth
     from scopenet.contracts.permissions import agent_user
     from scopenet.infra.embedded import add_nats_users
-    from scopenet.runtime.settings import agent_id_from
+    from scopenet.services.l3_agent.settings import agent_id_from
 
     if (agent_id is None) == (name is None):
         raise click.UsageError("give either NAME (admin, ipam, topology, api) or --agent ID")
@@ -428,10 +440,12 @@ def instance() -> None:
     """Test instances: a namespace plugged into a network like a VM (needs root and a running stack)."""
 
 
-def _instance_env(state_dir: Path | None) -> tuple[Settings, Any]:
+def _instance_env(state_dir: Path | None) -> tuple[AgentSettings, Any]:
+    """An instance is plugged into the bridges of this host's agent: the agent's settings say where."""
     from scopenet.commands.instance import plug
+    from scopenet.services.l3_agent.settings import AgentSettings
 
-    settings = _settings(state_dir)
+    settings = _load(AgentSettings, state_dir)
     log.configure(level="warning", fmt="console")
     problem = _datapath_problem()
     if problem:
@@ -458,7 +472,7 @@ def instance_create(state_dir: Path | None, port_id: str, name: str | None) -> N
         ns = Namespaces()
         await ns.start()
         try:
-            underlay = vxlan.underlay(settings)
+            underlay = vxlan.underlay(settings.vxlan_local_ip, group=settings.vxlan_group, port=settings.vxlan_port)
             inst = await plug.create(ns, bus, port_id=port_id, name=name, host=stack.host_netns, underlay=underlay)
             return plug.describe(inst, stack.host_netns)
         finally:

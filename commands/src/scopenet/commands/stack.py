@@ -18,29 +18,25 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
-import importlib
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scopenet.bus import natsauth
+from scopenet.commands.services import DATAPATH, migrated_schema
 from scopenet.contracts import permissions as perm
 from scopenet.infra.embedded import add_nats_users, record_stack
+from scopenet.infra.processes import start_service, stop
 from scopenet.infra.select import Endpoints
-from scopenet.runtime.settings import Settings, agent_id_from
+from scopenet.runtime.settings import Settings
+from scopenet.services.l3_agent.settings import AgentSettings, agent_id_from
 from scopenet.store import roles
 
-#: Services that program the kernel (root, nftables): started only where the datapath can run.
-DATAPATH = frozenset({"l3-agent"})
 
-
-def host_netns_name(settings: Settings) -> str:
+def host_netns_name(settings: AgentSettings) -> str:
     """The host namespace the stack gives its L3 agent: configured, else one per state dir."""
     if settings.agent_host_netns:
         return settings.agent_host_netns
@@ -89,11 +85,18 @@ def run_stack(
     services: list[str],
     extra_env: Mapping[str, str] | None = None,
     quiet: bool = False,
+    agent: AgentSettings | None = None,
 ) -> Iterator[RunningStack]:
-    """Start ``services`` as processes; stop them (SIGTERM, then SIGKILL after 15 s) on exit."""
+    """Start ``services`` as processes (``scopenet.infra.processes``); stop them (SIGTERM, then
+    SIGKILL after 15 s) on exit.
+
+    ``agent``: the L3 agent's settings (its id and host namespace), needed when it is among ``services``.
+    """
     problem = datapath_problem() if DATAPATH & set(services) else None
     wanted = [s for s in services if s not in DATAPATH or problem is None]
-    host = host_netns_name(settings) if any(s in DATAPATH for s in wanted) else None
+    if agent is None and DATAPATH & set(wanted):
+        raise ValueError("run_stack: starting the L3 agent needs its AgentSettings")
+    host = host_netns_name(agent) if agent is not None and DATAPATH & set(wanted) else None
     env = {
         **os.environ,
         "SCOPENET_DATABASE_URL": ep.database_url,
@@ -101,7 +104,7 @@ def run_stack(
         "SCOPENET_STATE_DIR": str(settings.state_dir),
         **(extra_env or {}),
     }
-    own = service_env(settings, ep, wanted, extra_env or {})
+    own = service_env(ep, wanted, extra_env or {}, agent_id=agent.agent_id if agent is not None else None)
     if host:
         env["SCOPENET_AGENT_HOST_NETNS"] = host
     if quiet:
@@ -111,33 +114,16 @@ def run_stack(
     stack = RunningStack(ep, wanted, host, problem, env=own)
     try:
         for svc in wanted:
-            svc_env = {**env, **own[svc]}
-            if own[svc].get("SCOPENET_DATABASE_URL") is None and "SCOPENET_DATABASE_URL" not in (extra_env or {}):
-                svc_env.pop("SCOPENET_DATABASE_URL", None)  # stateless: no database, no credentials for one
-            stack.procs[svc] = subprocess.Popen(
-                [sys.executable, "-m", "scopenet.commands.cli", "service", svc], env=svc_env
+            given = "SCOPENET_DATABASE_URL" in own[svc] or "SCOPENET_DATABASE_URL" in (extra_env or {})
+            stack.procs[svc] = start_service(
+                svc,
+                env={**env, **own[svc]},
+                drop=[] if given else ["SCOPENET_DATABASE_URL"],  # no database, no credentials for one
             )
         yield stack
     finally:
-        for p in stack.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for p in stack.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop(stack.procs.values(), timeout=15)
         record.unlink(missing_ok=True)
-
-
-def _schema(service: str) -> str | None:
-    """The schema a service migrates (its app module's ``SCHEMA``), None for a stateless one."""
-    from scopenet.commands.cli import SERVICE_APPS
-
-    app = importlib.import_module(SERVICE_APPS[service].split(":")[0])
-    return str(app.SCHEMA) if hasattr(app, "MIGRATIONS") else None
 
 
 def _run(coro: Any) -> Any:
@@ -150,17 +136,21 @@ def _run(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-def nats_user(service: str, agent_id: str) -> str:
-    return perm.agent_user(agent_id) if service in DATAPATH else service
+def nats_user(service: str, agent_id: str | None) -> str:
+    return perm.agent_user(agent_id) if service in DATAPATH and agent_id is not None else service
 
 
 def service_env(
-    settings: Settings, ep: Endpoints, services: list[str], extra_env: Mapping[str, str]
+    ep: Endpoints, services: list[str], extra_env: Mapping[str, str], *, agent_id: str | None = None
 ) -> dict[str, dict[str, str]]:
     """Per service, ``SCOPENET_NATS_URL`` and (stateful services only) ``SCOPENET_DATABASE_URL``
     with credentials of its own where the infrastructure is ours to give them (module docstring).
-    A variable ``extra_env`` sets is the caller's choice and left alone."""
-    agent_id = agent_id_from(extra_env["SCOPENET_AGENT_ID"]) if "SCOPENET_AGENT_ID" in extra_env else settings.agent_id
+    A variable ``extra_env`` sets is the caller's choice and left alone; ``agent_id`` (the agent's
+    settings) names the L3 agent's NATS user unless ``extra_env`` sets ``SCOPENET_AGENT_ID``."""
+    if "SCOPENET_AGENT_ID" in extra_env:
+        agent_id = agent_id_from(extra_env["SCOPENET_AGENT_ID"])
+    if agent_id is None and DATAPATH & set(services):
+        raise ValueError("service_env: the L3 agent's NATS user needs its agent id")
     users = {svc: nats_user(svc, agent_id) for svc in services}
     passwords = add_nats_users(ep.nats_dir, sorted(set(users.values()))) if ep.nats_dir else {}
     out: dict[str, dict[str, str]] = {}
@@ -170,7 +160,7 @@ def service_env(
             user = users[svc]
             url = natsauth.user_url(ep.nats_url, user, passwords[user]) if passwords else ep.nats_url
             env["SCOPENET_NATS_URL"] = url
-        schema = _schema(svc)
+        schema = migrated_schema(svc)
         if schema and ep.database_url and "SCOPENET_DATABASE_URL" not in extra_env:
             env["SCOPENET_DATABASE_URL"] = _run(roles.login_url(ep.database_url, schema))
         out[svc] = env

@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import random
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -54,7 +51,8 @@ from scopenet.contracts.routerspec import (
 from scopenet.contracts.topology import RouterStatusAck
 from scopenet.datapath import names
 from scopenet.infra.embedded import nats_server
-from scopenet.services.topology.agents import agents_bucket
+from scopenet.infra.processes import start_service, stop_async
+from scopenet.services.topology.agents.heartbeats import agents_bucket
 from scopenet.services.topology.app import routers_stream_config
 
 AGENT = "bench-agent"
@@ -159,8 +157,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _start_agent(box: AgentSandbox, nats_url: str, state: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_")}
-    env |= {
+    env = {
         "SCOPENET_NATS_URL": nats_url,
         "SCOPENET_STATE_DIR": str(state),
         "SCOPENET_AGENT_ID": AGENT,
@@ -168,19 +165,11 @@ def _start_agent(box: AgentSandbox, nats_url: str, state: Path) -> subprocess.Po
         "SCOPENET_HEALTH_PORT": "9697",  # on the sandbox's own loopback
         "SCOPENET_LOG_LEVEL": "warning",
     }
-    argv = [sys.executable, "-m", "scopenet.commands.cli", "service", "l3-agent"]
-    with open(state / "agent.log", "ab") as log:
-        return box.spawn(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    return start_service("l3-agent", env=env, log=state / "agent.log", inherit_scopenet=False, spawn=box.spawn)
 
 
 async def _stop(agent: subprocess.Popen[bytes]) -> None:
-    if agent.poll() is None:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(agent.wait, 15)  # the loop keeps relaying its last messages
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+    await stop_async([agent], timeout=15)  # the loop keeps relaying its last messages meanwhile
 
 
 async def _routers_in_kernel(box: AgentSandbox) -> int:

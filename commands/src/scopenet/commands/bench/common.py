@@ -8,7 +8,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 
+from scopenet.infra import processes
 from scopenet.infra.select import Endpoints
 from scopenet.store.roles import drop_roles_sql
 
@@ -55,16 +55,9 @@ async def scratch_database(ep: Endpoints) -> AsyncIterator[str]:
 def start_service(
     name: str, *, database_url: str, nats_url: str, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SCOPENET_DATABASE_URL": database_url,
-        "SCOPENET_NATS_URL": nats_url,
-        "SCOPENET_LOG_LEVEL": "warning",
-        **(extra_env or {}),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "scopenet.commands.cli", "service", name], env=env, stdout=subprocess.DEVNULL
-    )
+    """A service for a benchmark: warnings only, nothing on stdout (the figures go there)."""
+    env = {"SCOPENET_DATABASE_URL": database_url, "SCOPENET_NATS_URL": nats_url, "SCOPENET_LOG_LEVEL": "warning"}
+    return processes.start_service(name, env={**env, **(extra_env or {})}, quiet=True)
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -77,13 +70,7 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    processes.stop([proc], timeout=15)
 
 
 async def drive(clients: int, total: int, op: Callable[[int], Awaitable[None]]) -> dict[str, Any]:

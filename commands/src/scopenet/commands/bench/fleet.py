@@ -71,6 +71,7 @@ from scopenet.commands.bench.sandbox import AgentSandbox
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.errors import TransientError
 from scopenet.contracts.subjects import ALL_ENDPOINTS
+from scopenet.infra import processes
 from scopenet.infra.embedded import nats_server
 from scopenet.infra.select import Endpoints
 
@@ -206,7 +207,7 @@ async def _start_agent(
     state = tmp / agent_id
     state.mkdir()
     # The agents' own knobs (SCOPENET_AGENT_CONCURRENCY, …) pass through; nothing else of ours does.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPENET_") or k.startswith("SCOPENET_AGENT_")}
+    env = {k: v for k, v in os.environ.items() if k.startswith("SCOPENET_AGENT_")}
     env |= {
         "SCOPENET_NATS_URL": inside,
         "SCOPENET_STATE_DIR": str(state),
@@ -216,26 +217,15 @@ async def _start_agent(
         "SCOPENET_HEALTH_PORT": str(HEALTH_PORT),
         "SCOPENET_LOG_LEVEL": "warning",
     }
-    argv = [sys.executable, "-m", "scopenet.commands.cli", "service", "l3-agent"]
     log = state / "agent.log"
-    agent = FleetAgent(agent_id, box, _spawn(box, argv, env, log), log)
+    proc = processes.start_service("l3-agent", env=env, log=log, inherit_scopenet=False, spawn=box.spawn)
+    agent = FleetAgent(agent_id, box, proc, log)
     stack.push_async_callback(_stop_agent, agent)  # runs before its sandbox closes
     return agent
 
 
-def _spawn(box: AgentSandbox, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return box.spawn(argv, env=env, stdout=subprocess.DEVNULL, stderr=out)
-
-
 async def _stop_agent(agent: FleetAgent) -> None:
-    if agent.proc.poll() is None:
-        agent.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(agent.proc.wait, 15)  # the loop keeps relaying its last messages
-        except subprocess.TimeoutExpired:
-            agent.proc.kill()
-            agent.proc.wait()
+    await processes.stop_async([agent.proc], timeout=15)  # the loop keeps relaying its last messages meanwhile
 
 
 async def _agent_ready(agent: FleetAgent, timeout: float = 90) -> None:

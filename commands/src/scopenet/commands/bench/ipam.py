@@ -25,7 +25,7 @@ from scopenet.infra.select import Endpoints
 ADMIN = CallContext(project_id="0" * 32, roles=["admin"])
 
 
-def _ep(tail: str) -> Endpoint:
+def _ep(tail: str) -> Endpoint[Any, Any]:
     return next(e for e in IPAM_ENDPOINTS if e.subject.endswith("." + tail))
 
 

@@ -36,7 +36,7 @@ ADMIN = CallContext(project_id="0" * 32, roles=["admin"])
 AGENT = "bench-agent"
 
 
-def _ep(service: str, tail: str) -> Endpoint:
+def _ep(service: str, tail: str) -> Endpoint[Any, Any]:
     return next(e for e in ALL_ENDPOINTS if e.service == service and e.subject.endswith("." + tail))
 
 

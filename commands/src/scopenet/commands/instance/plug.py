@@ -36,7 +36,7 @@ from scopenet.datapath.render import network_vxlan
 from scopenet.infra.embedded import running_stack
 from scopenet.netlink import Namespaces, TestInstance
 from scopenet.netlink.instance import instance_namespace
-from scopenet.runtime.settings import Settings
+from scopenet.services.l3_agent.settings import AgentSettings
 
 ADMIN = CallContext(project_id="scopenet-instance", roles=["admin"], request_id="scopenet-instance")
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -53,8 +53,9 @@ class Stack:
     """The namespace the bridges live in (None: the machine's own, as an agent with it unset)."""
 
 
-def find_stack(settings: Settings) -> Stack:
-    """The running stack: ``scopenet up``'s record in the state dir, overridden by settings."""
+def find_stack(settings: AgentSettings) -> Stack:
+    """The running stack: ``scopenet up``'s record in the state dir, overridden by the agent's settings
+    (an instance plugs into the bridges of this host's agent)."""
     record = running_stack(settings.state_dir) or {}
     nats_url = settings.nats_url or record.get("nats_url")
     if not nats_url:
@@ -82,7 +83,7 @@ class PortView:
     gateways: list[str]
 
 
-def _ep(tail: str) -> Endpoint:
+def _ep(tail: str) -> Endpoint[Any, Any]:
     return next(e for e in TOPOLOGY_ENDPOINTS if e.subject.endswith("." + tail))
 
 

@@ -1,4 +1,4 @@
-"""The routes a BGP speaker announces, computed from RouterSpecs: pure, no I/O (SPEC §2.M rule 68).
+"""The routes a BGP speaker announces, computed from RouterSpecs: pure, no I/O (docs/neutron.md#bgp-dynamic-routing).
 
 For a speaker of one IP family bound to some external (gateway) networks:
 
@@ -10,8 +10,8 @@ For a speaker of one IP family bound to some external (gateway) networks:
 * when ``advertise_floating_ip_host_routes``, every floating IP of such a router as a host route
   (/32 or /128) via the gateway address of its family.
 
-RouterSpecs already carry, per interface and gateway, the scope of their network (SPEC §4: a
-network's scope is that of its pooled subnets, which all share a pool per family), so a pool
+RouterSpecs already carry, per interface and gateway, the scope of their network (a network's scope is
+that of its pooled subnets, which all share a pool per family: docs/neutron.md#network-address-scopes), so a pool
 leaving its scope changes the specs and thereby withdraws the subnets here.
 """
 

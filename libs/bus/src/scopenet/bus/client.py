@@ -1,19 +1,24 @@
-"""Call commands over NATS: validate the reply against its contract, rebuild errors."""
+"""Call commands over NATS: validate the reply against its contract, rebuild errors.
+
+``call(endpoint, request)`` is typed by the endpoint: ``call(PORT.create, PortCreate(...))``
+returns a ``PortReply``, and a request of another model is a type error.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError, NoRespondersError, TimeoutError
 from pydantic import BaseModel
 
 from scopenet.bus.errors import ERROR_CODE_HEADER, ERROR_HEADER
+from scopenet.contracts.endpoint import Endpoint
 from scopenet.contracts.errors import DomainError, TransientError, from_reply
-from scopenet.contracts.subjects import Endpoint
 
-R = TypeVar("R", bound=BaseModel)
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
 
 
 class BusClient:
@@ -37,14 +42,15 @@ class BusClient:
             raise TransientError("NATS connection closed") from None
         return msg.data, dict(msg.headers or {})
 
-    async def call(self, endpoint: Endpoint, request: BaseModel, reply: type[R] | None = None) -> Any:
+    async def call(self, endpoint: Endpoint[Req, Rep], request: Req) -> Rep:
+        """Send ``request`` on ``endpoint``'s subject; its reply as the endpoint's reply model, or the
+        service's error raised (``DomainError``, ``TransientError``)."""
         # exclude_unset: "absent" and "null" mean different things (e.g. gateway_ip), keep the difference
         subject = endpoint.subject_for(request)  # a per-sender command goes to its sender's own subject
         data, headers = await self.call_raw(subject, request.model_dump_json(exclude_unset=True).encode())
         if ERROR_CODE_HEADER in headers:
             raise decode_error(data, headers)
-        model = reply or endpoint.reply
-        return model.model_validate_json(data)
+        return endpoint.reply.model_validate_json(data)
 
 
 def decode_error(data: bytes, headers: dict[str, str]) -> DomainError | TransientError:

@@ -7,12 +7,29 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from pydantic import ValidationError
 
-from scopenet.bus.jetstream import publish
-from scopenet.contracts.topology import DeadLetter, dlq_subject
+from scopenet.bus.jetstream import ensure_stream, publish
+from scopenet.contracts.topology import DLQ_STREAM, DLQ_SUBJECTS, DeadLetter, dlq_subject
 
 _log = structlog.get_logger("bus.deadletter")
+
+
+def dlq_stream_config() -> StreamConfig:
+    """Every consumer's dead letters, kept two weeks for an operator to look at."""
+    return StreamConfig(
+        name=DLQ_STREAM,
+        subjects=[DLQ_SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=14 * 24 * 3600,
+    )
+
+
+async def ensure_dlq(js: JetStreamContext, *, replicas: int) -> None:
+    await ensure_stream(js, dlq_stream_config(), replicas=replicas)
 
 
 async def dead_letter(js: Any, msg: Any, *, consumer: str, dlq: str, reason: str) -> None:

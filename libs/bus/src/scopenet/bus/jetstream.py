@@ -9,7 +9,6 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import BadRequestError
 
 from scopenet.contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
-from scopenet.runtime.settings import load
 
 DUPLICATE_WINDOW = 120.0  # seconds; JetStream's default, stated so it is visible
 
@@ -26,13 +25,13 @@ def events_stream_config() -> StreamConfig:
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, replicas: int | None = None) -> None:
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, replicas: int) -> None:
     """Create the stream, or bring an existing one to ``config`` (idempotent, replica-safe).
 
-    ``replicas`` defaults to ``SCOPENET_STREAM_REPLICAS``, so every service agrees on it and none
-    sets a replicated stream back to one copy.
+    ``replicas`` is required (the service's ``SCOPENET_STREAM_REPLICAS``), so every service that
+    ensures a stream states it and none sets a replicated stream back to one copy by omission.
     """
-    config.num_replicas = replicas if replicas is not None else load().stream_replicas
+    config.num_replicas = replicas
     try:
         await js.add_stream(config)
     except BadRequestError:

@@ -11,15 +11,20 @@ Errors: ``DomainError`` → its numeric code and message; ``TransientError`` →
 its subject does is refused (403) before its handler runs. A reply larger than the server's max
 payload cannot be sent at all: the caller gets a 400 ``ReplyTooLarge`` that says so (and how to
 ask for less) instead.
+
+Routes: ``Route.bind(PORT.create, ports.create)`` ties a handler to an endpoint, and the type
+checker refuses a handler whose argument is not the endpoint's request model or whose result is not
+its reply model. ``bound_once`` checks at startup that a service binds each of its endpoints once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from nats.aio.client import Client as NATS
@@ -30,10 +35,12 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from scopenet.bus.errors import from_validation, reply_for
+from scopenet.contracts.endpoint import Endpoint
 from scopenet.contracts.errors import BadRequest, DomainError, InternalError, TransientError
-from scopenet.contracts.subjects import Endpoint
 
 Handler = Callable[[Any], Awaitable[BaseModel]]
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
 
 REQUESTS = Counter("scopenet_requests_total", "Commands handled", ["service", "endpoint", "code"])
 LATENCY = Histogram(
@@ -46,8 +53,30 @@ LATENCY = Histogram(
 
 @dataclass(frozen=True)
 class Route:
-    endpoint: Endpoint
+    """An endpoint and the handler that serves it; build one with ``Route.bind`` (typed)."""
+
+    endpoint: Endpoint[Any, Any]
     handler: Handler
+
+    @classmethod
+    def bind(cls, endpoint: Endpoint[Req, Rep], handler: Callable[[Req], Awaitable[Rep]]) -> Route:
+        """``handler`` serves ``endpoint``: it takes the endpoint's request model, returns its reply model."""
+        return cls(endpoint, handler)
+
+
+def bound_once(routes: Sequence[Route], endpoints: Sequence[Endpoint[Any, Any]]) -> list[Route]:
+    """``routes``, if they bind each of ``endpoints`` exactly once and nothing else; else ValueError
+    (at startup: a command nobody serves would otherwise only show as "no responders" at first use)."""
+    bound = collections.Counter(route.endpoint.subject for route in routes)
+    wanted = {ep.subject for ep in endpoints}
+    problems = [
+        *(f"{s} is not bound" for s in sorted(wanted - set(bound))),
+        *(f"{s} is bound {n} times" for s, n in sorted(bound.items()) if n > 1),
+        *(f"{s} is not an endpoint of this service" for s in sorted(set(bound) - wanted)),
+    ]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return list(routes)
 
 
 class CommandServer:

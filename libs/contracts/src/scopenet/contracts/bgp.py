@@ -1,4 +1,4 @@
-"""BGP dynamic routing contracts: speakers, peers, the routes a speaker announces (SPEC §2.M rule 68).
+"""BGP dynamic routing contracts: speakers, peers, the routes a speaker announces (docs/neutron.md#bgp-dynamic-routing).
 
 Field names, defaults and errors are neutron-dynamic-routing's (API extension ``bgp``, with the
 4-byte AS numbers of ``bgp_4byte_asn``). Admin-only, as its default policy. A peer's ``password``

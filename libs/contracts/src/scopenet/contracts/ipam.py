@@ -1,6 +1,6 @@
 """IPAM contracts: address scopes, subnet pools, subnet (prefix) and IP allocations, RBAC.
 
-Field names and meanings are Neutron's (SPEC §1); ``mark_id`` is scopenet's: the address
+Field names and meanings are Neutron's (docs/neutron.md); ``mark_id`` is scopenet's: the address
 scope's datapath mark id, allocated once in the database so every agent agrees.
 """
 
@@ -26,7 +26,7 @@ from scopenet.contracts.base import (
 )
 
 IpVersion = Literal[4, 6]
-Cidr = str  # validated by scopenet.services.ipam.rules (a 400 naming the field), not by the schema
+Cidr = str  # validated by the IPAM service's rules (a 400 naming the field), not by the schema
 PrefixLen = int
 
 
@@ -59,16 +59,12 @@ class AddressScopeUpdateBody(Contract):
 
 
 class AddressScopeCreate(Command):
-    type: Literal["scopenet.services.ipam.rules.v1.address_scope.create"] = (
-        "scopenet.services.ipam.rules.v1.address_scope.create"
-    )
+    type: Literal["scopenet.ipam.v1.address_scope.create"] = "scopenet.ipam.v1.address_scope.create"
     address_scope: AddressScopeCreateBody
 
 
 class AddressScopeUpdate(ByIdCommand):
-    type: Literal["scopenet.services.ipam.rules.v1.address_scope.update"] = (
-        "scopenet.services.ipam.rules.v1.address_scope.update"
-    )
+    type: Literal["scopenet.ipam.v1.address_scope.update"] = "scopenet.ipam.v1.address_scope.update"
     address_scope: AddressScopeUpdateBody
 
 
@@ -135,16 +131,12 @@ class SubnetPoolUpdateBody(Contract):
 
 
 class SubnetPoolCreate(Command):
-    type: Literal["scopenet.services.ipam.rules.v1.subnetpool.create"] = (
-        "scopenet.services.ipam.rules.v1.subnetpool.create"
-    )
+    type: Literal["scopenet.ipam.v1.subnetpool.create"] = "scopenet.ipam.v1.subnetpool.create"
     subnetpool: SubnetPoolCreateBody
 
 
 class SubnetPoolUpdate(ByIdCommand):
-    type: Literal["scopenet.services.ipam.rules.v1.subnetpool.update"] = (
-        "scopenet.services.ipam.rules.v1.subnetpool.update"
-    )
+    type: Literal["scopenet.ipam.v1.subnetpool.update"] = "scopenet.ipam.v1.subnetpool.update"
     subnetpool: SubnetPoolUpdateBody
     if_revision: int | None = Field(default=None, ge=0)
 
@@ -211,7 +203,7 @@ class SubnetAllocate(Command):
     """Allocate (or register) a subnet's prefix. Idempotent on ``subnet_id``: a retry of the
     same request returns the allocation already made, never a second one."""
 
-    type: Literal["scopenet.services.ipam.rules.v1.subnet.allocate"] = "scopenet.services.ipam.rules.v1.subnet.allocate"
+    type: Literal["scopenet.ipam.v1.subnet.allocate"] = "scopenet.ipam.v1.subnet.allocate"
     subnet_id: UUID
     network_id: UUID
     project_id: ProjectId
@@ -221,13 +213,13 @@ class SubnetAllocate(Command):
     cidr: Cidr | None = None
     prefixlen: PrefixLen | None = None
     gateway_ip: str | None = None
-    """Absent: the default gateway (SPEC §3.2); explicit null: no gateway."""
+    """Absent: the default gateway (docs/neutron.md#gateway-and-allocation-pools); explicit null: no gateway."""
     allocation_pools: list[AllocationPool] | None = Field(default=None, max_length=1000)
     enable_dhcp: bool = True
 
 
 class SubnetUpdate(ByIdCommand):
-    type: Literal["scopenet.services.ipam.rules.v1.subnet.update"] = "scopenet.services.ipam.rules.v1.subnet.update"
+    type: Literal["scopenet.ipam.v1.subnet.update"] = "scopenet.ipam.v1.subnet.update"
     gateway_ip: str | None = None
     allocation_pools: list[AllocationPool] | None = Field(default=None, max_length=1000)
 
@@ -251,9 +243,7 @@ class SubnetAllocateMany(Command):
     alone (its own context, its own idempotency on ``subnet_id``), and each gets its own result.
     The envelope's context is the sender's; it grants nothing by itself."""
 
-    type: Literal["scopenet.services.ipam.rules.v1.subnet.allocate_many"] = (
-        "scopenet.services.ipam.rules.v1.subnet.allocate_many"
-    )
+    type: Literal["scopenet.ipam.v1.subnet.allocate_many"] = "scopenet.ipam.v1.subnet.allocate_many"
     requests: list[SubnetAllocate] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -282,7 +272,7 @@ class IpAllocate(Command):
     """One address for ``port_id`` on ``subnet_id``: ``ip_address`` or the next free one.
     Idempotent on (port, subnet, address)."""
 
-    type: Literal["scopenet.services.ipam.rules.v1.ip.allocate"] = "scopenet.services.ipam.rules.v1.ip.allocate"
+    type: Literal["scopenet.ipam.v1.ip.allocate"] = "scopenet.ipam.v1.ip.allocate"
     subnet_id: UUID
     port_id: UUID
     ip_address: str | None = None
@@ -291,7 +281,7 @@ class IpAllocate(Command):
 class IpRelease(Command):
     """Release the port's addresses (all, or only those on ``subnet_id`` / ``ip_address``)."""
 
-    type: Literal["scopenet.services.ipam.rules.v1.ip.release"] = "scopenet.services.ipam.rules.v1.ip.release"
+    type: Literal["scopenet.ipam.v1.ip.release"] = "scopenet.ipam.v1.ip.release"
     port_id: UUID
     subnet_id: UUID | None = None
     ip_address: str | None = None
@@ -302,9 +292,7 @@ class IpAllocateMany(Command):
     Requests for one port on one subnet keep their relative order (a later "next free" request of
     the port there replays the address an earlier one got, as a repeated ``ip.allocate`` would)."""
 
-    type: Literal["scopenet.services.ipam.rules.v1.ip.allocate_many"] = (
-        "scopenet.services.ipam.rules.v1.ip.allocate_many"
-    )
+    type: Literal["scopenet.ipam.v1.ip.allocate_many"] = "scopenet.ipam.v1.ip.allocate_many"
     requests: list[IpAllocate] = Field(min_length=1, max_length=MAX_BATCH)
 
 
@@ -357,16 +345,12 @@ class RbacCreateBody(Contract):
 
 
 class RbacCreate(Command):
-    type: Literal["scopenet.services.ipam.rules.v1.rbac_policy.create"] = (
-        "scopenet.services.ipam.rules.v1.rbac_policy.create"
-    )
+    type: Literal["scopenet.ipam.v1.rbac_policy.create"] = "scopenet.ipam.v1.rbac_policy.create"
     rbac_policy: RbacCreateBody
 
 
 class RbacUpdate(ByIdCommand):
-    type: Literal["scopenet.services.ipam.rules.v1.rbac_policy.update"] = (
-        "scopenet.services.ipam.rules.v1.rbac_policy.update"
-    )
+    type: Literal["scopenet.ipam.v1.rbac_policy.update"] = "scopenet.ipam.v1.rbac_policy.update"
     target_tenant: str = Field(max_length=255)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from scopenet.contracts.bgp import BGP_STREAM, BGP_SUBJECTS
 from scopenet.contracts.routerspec import AGENTS_BUCKET, ROUTERS_STREAM, agent_durable, agent_filter
@@ -57,7 +58,7 @@ AGENT_PREFIX = "l3-agent-"
 AGENT_DLQ = "l3-agent"
 """The dead-letter consumer name the agents use (``scopenet.v1.dlq.l3-agent``)."""
 
-AGENT_COMMANDS: tuple[Endpoint, ...] = tuple(e for e in TOPOLOGY_ENDPOINTS if e.sender == "agent_id")
+AGENT_COMMANDS: tuple[Endpoint[Any, Any], ...] = tuple(e for e in TOPOLOGY_ENDPOINTS if e.sender == "agent_id")
 """Commands only agents send, each on its own subject (an agent reports what it applied; the API never does)."""
 
 KV_STREAM = f"KV_{AGENTS_BUCKET}"
@@ -110,7 +111,7 @@ def _ensure_stream(stream: str) -> list[str]:
     return [f"{JS}.STREAM.CREATE.{stream}", f"{JS}.STREAM.UPDATE.{stream}", f"{JS}.STREAM.INFO.{stream}"]
 
 
-def _subjects(items: Iterable[Endpoint]) -> list[str]:
+def _subjects(items: Iterable[Endpoint[Any, Any]]) -> list[str]:
     """What serves (or, sender-less commands, calls) ``items``: a per-sender command's every subject."""
     return [e.pattern for e in items]
 

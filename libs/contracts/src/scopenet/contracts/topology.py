@@ -1,9 +1,10 @@
 """Topology contracts: networks, subnets, ports, routers, floating IPs, network RBAC, L3 agents.
 
-Field names, defaults and meanings are Neutron's (SPEC §1.3-1.8); keys Neutron spells with a colon
+Field names, defaults and meanings are Neutron's (docs/neutron.md); keys Neutron spells with a colon
 (``router:external``, ``provider:segmentation_id``) are the same on the wire, with Python names
-without it. Network ``ipv4_address_scope``/``ipv6_address_scope`` are derived (SPEC §4.1) and
-read-only. Prefixes and addresses come from IPAM; topology keeps the Neutron view of them.
+without it. Network ``ipv4_address_scope``/``ipv6_address_scope`` are derived and read-only
+(docs/neutron.md#network-address-scopes). Prefixes and addresses come from IPAM; topology keeps the
+Neutron view of them.
 
 "Absent" and ``null`` differ where Neutron makes them differ (``gateway_ip``, a router's
 ``external_gateway_info``, a floating IP's ``port_id``): absent keeps or defaults, ``null`` clears.
@@ -100,7 +101,7 @@ class Network(NeutronContract):
     status: str
     subnets: list[UUID]
     ipv4_address_scope: UUID | None
-    """Derived (SPEC §4.1): the scope of the network's IPv4 subnets' pool; null without one."""
+    """Derived: the scope of the network's IPv4 subnets' pool; null without one (docs/neutron.md)."""
     ipv6_address_scope: UUID | None
     port_security_enabled: bool = True
     description: str
@@ -197,7 +198,7 @@ class SubnetCreateBody(Contract):
     """Input only: the size of an "any" allocation from a pool."""
     use_default_subnetpool: bool = False
     gateway_ip: str | None = None
-    """Absent: the default gateway (SPEC §3.2); explicit null: no gateway."""
+    """Absent: the default gateway (docs/neutron.md#gateway-and-allocation-pools); explicit null: no gateway."""
     allocation_pools: list[AllocationPool] | None = Field(default=None, max_length=1000)
     enable_dhcp: bool = True
     ipv6_ra_mode: Ipv6Mode | None = None
@@ -276,7 +277,7 @@ class PortCreateBody(Contract):
     device_owner: DeviceField = ""
     device_id: DeviceField = ""
     fixed_ips: list[FixedIpRequest] | None = Field(default=None, max_length=64)
-    """Absent: one IPv4 and one IPv6 address from the network's subnets (SPEC §3.4); [] : none."""
+    """Absent: one IPv4 and one IPv6 address from the network's subnets (docs/neutron.md); [] : none."""
     description: Description = ""
     tags: Tags = Field(default_factory=list)
 

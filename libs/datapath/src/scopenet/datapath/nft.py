@@ -1,12 +1,12 @@
 """Render one router's nftables table from its RouterSpec (pure), and read a listing back.
 
-The rules reproduce Neutron's legacy L3 agent (``router_info.py``, SPEC §5.2) in the form that
-``DATAPATH.md`` verified on this kind of machine; the chain and rule order below is that document's.
+The rules reproduce Neutron's legacy L3 agent (``router_info.py``, docs/neutron.md#router-datapath) as a
+ruleset first built by hand and verified on a real kernel, in its chain and rule order (docs/datapath.md).
 In short: a packet gets the scope mark of its ingress interface (upper 16 bits), a connection keeps
 its originating scope in the connmark, a packet may leave an interface only with that interface's
 scope, and IPv4 leaving through the gateway is SNATed unless its scope is the external network's.
 
-Differences from ``DATAPATH.md``'s rendering, both additive: each scope-filter drop counts into a
+Differences from that verified ruleset, both additive: each scope-filter drop counts into a
 named counter ``drop_<ifname>`` (so a test or a metric can read "blocked" per interface), and a
 never-jumped chain carries a comment ``scopenet owner=<agent> digest=<hash>`` so the agent can tell
 its own tables (and their version) from anything else after a restart.

@@ -1,7 +1,7 @@
 """nftables from Python: libnftables in process (ctypes), or ``nft`` as a subprocess as a fallback.
 
 Why in process: ``nft -f -`` costs 10-16 ms per apply on this kind of machine, almost all of it
-process start; ``nft_run_cmd_from_buffer`` on a kept context costs ~0.2 ms (DATAPATH.md). Neutron's
+process start; ``nft_run_cmd_from_buffer`` on a kept context costs ~0.2 ms (docs/datapath.md). Neutron's
 agent pays a process per iptables call; the agent here pays none per change.
 
 A libnftables context talks to the kernel through a netlink socket that is bound to the network

@@ -26,16 +26,16 @@ from scopenet.netlink.errors import KernelError
 from scopenet.netlink.rtnl import MISSING, bridge_ports, index_of, link_by_name, tolerate
 
 if TYPE_CHECKING:
+    from ipaddress import IPv4Address
+
     from pyroute2 import AsyncIPRoute
 
-    from scopenet.runtime.settings import Settings
 
-
-def underlay(settings: Settings) -> Underlay | None:
-    """The host's underlay from its settings; None when ``vxlan_local_ip`` is unset (one host)."""
-    if settings.vxlan_local_ip is None:
+def underlay(local_ip: IPv4Address | None, *, group: IPv4Address, port: int) -> Underlay | None:
+    """The host's underlay (the agent's ``vxlan_*`` settings); None when ``local_ip`` is unset (one host)."""
+    if local_ip is None:
         return None
-    return Underlay(local_ip=str(settings.vxlan_local_ip), group=str(settings.vxlan_group), port=settings.vxlan_port)
+    return Underlay(local_ip=str(local_ip), group=str(group), port=port)
 
 
 async def ensure_bridge(ipr: AsyncIPRoute, name: str, vxlan: Vxlan | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Who may see and change what: Neutron's default policy (SPEC §1, §2.A), shared by the services.
+"""Who may see and change what: Neutron's default policy (docs/neutron.md#policy), shared by the services.
 
 Pure: the services load the rows and ask. Visibility itself (owner, admin, RBAC) is answered by
 each service's SQL, where the rows are.
@@ -38,7 +38,7 @@ def require_owner(ctx: CallContext, owner: str, action: str, resource: str) -> N
 
 
 def check_revision(wanted: int | None, current: int) -> None:
-    """``If-Match: revision_number=N`` (SPEC §7.3): compare-and-swap or 412."""
+    """``If-Match: revision_number=N`` (docs/neutron.md#revision-numbers): compare-and-swap or 412."""
     if wanted is not None and wanted != current:
         raise PreconditionFailed(f"Constrained to {wanted}, but current revision is {current}")
 

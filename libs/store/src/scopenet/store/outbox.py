@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from scopenet.bus.jetstream import publish
 from scopenet.contracts.subjects import EventSpec
+from scopenet.runtime.supervise import retry
 
 PUBLISHED = Counter("scopenet_outbox_published_total", "Events published by the outbox relay", ["service"])
 PENDING = Gauge("scopenet_outbox_pending", "Events waiting in the outbox", ["service"])
@@ -116,6 +117,7 @@ class OutboxRelay:
         self._log = structlog.get_logger("bus.outbox").bind(service=schema)
         self.drained = asyncio.Event()
         self._channel = f"{schema}_outbox"
+        self._listener: asyncpg.Connection | None = None
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
@@ -124,29 +126,20 @@ class OutboxRelay:
         self._wake.set()  # the loop notices the closed connection and listens again
 
     async def run(self) -> None:
-        listener: asyncpg.Connection | None = None
-        failures = 0
         try:
             while True:
-                if not _alive(listener):
-                    # (Re)listen before reading, so no commit after this point goes unnoticed; what
-                    # committed while nobody listened is read by the batch below.
-                    await self._release(listener)
-                    listener = await self._listen()
-                self._wake.clear()  # before reading, so a NOTIFY that lands during the batch is not lost
-                try:
-                    sent = await self.publish_batch()
-                except Exception as exc:  # NATS or Postgres away: keep the rows, retry soon
-                    # Once a second at most (and said once per outage): what waits is published
-                    # within a second of the outage's end, and the log is not flooded meanwhile.
-                    log = self._log.warning if failures == 0 else self._log.debug
-                    log("outbox_publish_failed", error=str(exc) or type(exc).__name__)
-                    failures += 1
-                    await asyncio.sleep(min(0.05 * 2**failures, RETRY_MAX))
-                    continue
-                if failures:
-                    self._log.info("outbox_publish_recovered", failed_attempts=failures)
-                    failures = 0
+                # NATS or Postgres away: keep the rows and try again, at most a second apart (said
+                # once per outage), so what waits is published within a second of the outage's end
+                # and the log is not flooded meanwhile.
+                sent = await retry(
+                    self._pass,
+                    log=self._log,
+                    event="outbox_publish_failed",
+                    delay=0.1,
+                    max_delay=RETRY_MAX,
+                    repeat_level="debug",
+                    recovered="outbox_publish_recovered",
+                )
                 if sent == self.batch:
                     continue  # more waiting
                 self.drained.set()
@@ -154,7 +147,19 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
                 self.drained.clear()
         finally:
-            await self._release(listener)
+            await self._release(self._listener)
+            self._listener = None
+
+    async def _pass(self) -> int:
+        """Listen (again) if need be, then publish one batch."""
+        if not _alive(self._listener):
+            # (Re)listen before reading, so no commit after this point goes unnoticed; what
+            # committed while nobody listened is read by the batch below.
+            await self._release(self._listener)
+            self._listener = None
+            self._listener = await self._listen()
+        self._wake.clear()  # before reading, so a NOTIFY that lands during the batch is not lost
+        return await self.publish_batch()
 
     async def _listen(self) -> asyncpg.Connection | None:
         """A pooled connection listening on the schema's channel; None while Postgres is away

@@ -25,10 +25,10 @@ from scopenet.bus.jetstream import ensure_stream, events_stream_config
 from scopenet.bus.micro import CommandServer, Route, serve
 from scopenet.contracts.errors import TransientError
 from scopenet.runtime.health import HealthServer
-from scopenet.runtime.settings import Settings
 from scopenet.store import migrate
 from scopenet.store.db import create_pool
 from scopenet.store.outbox import OutboxRelay
+from scopenet.store.settings import StoreSettings
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings,
+    settings: StoreSettings,
     *,
     name: str,
     version: str,
@@ -70,7 +70,7 @@ async def running(
         nc = await connect_nats(nats_url, name=name)
         stack.push_async_callback(nc.drain)
         js = nc.jetstream()
-        await ensure_stream(js, events_stream_config())
+        await ensure_stream(js, events_stream_config(), replicas=settings.stream_replicas)
 
         relay = OutboxRelay(db, js, schema=schema, batch=settings.outbox_batch, poll=settings.outbox_poll)
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox")

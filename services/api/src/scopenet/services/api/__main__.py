@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from scopenet.runtime.process import run_service
-from scopenet.runtime.settings import Settings
+from scopenet.runtime.settings import load_or_exit
 from scopenet.services.api.app import api_service
+from scopenet.services.api.settings import ApiSettings
 
 
 def main() -> None:
-    run_service(api_service, Settings(), needs_database=False)
+    run_service(api_service, load_or_exit(ApiSettings), needs_database=False)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from scopenet.runtime.health import HealthServer
-from scopenet.runtime.settings import Settings
 from scopenet.services.api import bgp, extensions, ipam, openapi, rbac, topology
 from scopenet.services.api.auth import Authenticator, load_tokens
 from scopenet.services.api.controller import Controller, json_response
 from scopenet.services.api.errors import error_middleware
 from scopenet.services.api.gateway import Gateway, has_service
+from scopenet.services.api.settings import ApiSettings
 from scopenet.services.api.spec import Resource
 
 NAME = "api"
@@ -94,7 +94,7 @@ def build_app(gw: Gateway, auth: Authenticator) -> web.Application:
     return app
 
 
-def authenticator(settings: Settings) -> Authenticator:
+def authenticator(settings: ApiSettings) -> Authenticator:
     """Fail fast: a tokens-mode API without a readable tokens file does not start."""
     if settings.auth == "noauth":
         log.warning("api_auth_disabled", hint="every caller is admin unless X-Project-Id/X-Roles say otherwise")
@@ -120,7 +120,7 @@ class RunningApi:
 
 @asynccontextmanager
 async def api_service(
-    settings: Settings, *, database_url: str | None = None, nats_url: str
+    settings: ApiSettings, *, database_url: str | None = None, nats_url: str
 ) -> AsyncIterator[RunningApi]:
     """Run the API until the block exits (``database_url`` is accepted and unused: no state)."""
     from scopenet.bus.connection import connect_nats

@@ -217,7 +217,7 @@ def project_attrs() -> tuple[Attr, ...]:
 
 
 def standard_attrs(*, tags_on_post: bool = False) -> tuple[Attr, ...]:
-    """description, tags, timestamps and revision (Neutron's standard attributes, SPEC §7.2)."""
+    """description, tags, timestamps and revision (docs/neutron.md#standard-attributes)."""
     return (
         Attr("description", as_string(255), put=True, sort=False),
         Attr("tags", as_list(as_string(255), max_items=50), post=tags_on_post, sort=False, filter=False),

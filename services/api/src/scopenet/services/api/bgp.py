@@ -9,9 +9,13 @@ only as in neutron-dynamic-routing. The member actions are theirs: ``PUT add_bgp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
+from scopenet.contracts import topology_endpoints as ep
 from scopenet.contracts.base import CallContext
+from scopenet.contracts.endpoint import Endpoint
 from scopenet.contracts.errors import BadRequest
 from scopenet.services.api.attrs import Attr, as_bool, as_int, as_ip_version, as_string, as_uuid, project_attrs, ro
 from scopenet.services.api.gateway import Gateway
@@ -19,23 +23,24 @@ from scopenet.services.api.spec import Action, Resource
 from scopenet.services.api.topology import TopologyBackend
 
 MAX_AS = 4_294_967_295
+Rep = TypeVar("Rep", bound=BaseModel)
 
 
-def _member(gw: Gateway, verb: str, key: str) -> Action:
+def _member(gw: Gateway, endpoint: Endpoint[Any, Rep], key: str) -> Action:
     async def run(ctx: CallContext, id_: str, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict) or set(body) != {key}:
             raise BadRequest(
                 f'Request body contains invalid data: expected {{"{key}": ...}}', type="HTTPBadRequest", field=key
             )
-        reply = await gw.call("topology", "bgp_speaker", verb, ctx, id=id_, **{key: as_uuid()(key, body[key])})
-        return 200, reply
+        reply = await gw.call(endpoint, ctx, id=id_, **{key: as_uuid()(key, body[key])})
+        return 200, reply.model_dump(mode="json")
 
     return run
 
 
 def _routes(gw: Gateway) -> Action:
     async def run(ctx: CallContext, id_: str, _: Any) -> tuple[int, Any]:
-        return 200, await gw.call("topology", "bgp_speaker", "get_advertised_routes", ctx, id=id_)
+        return 200, (await gw.call(ep.BGP_SPEAKER_GET_ADVERTISED_ROUTES, ctx, id=id_)).model_dump(mode="json")
 
     return run
 
@@ -60,15 +65,15 @@ def resources(gw: Gateway) -> list[Resource]:
             ro("updated_at", sort=False),
             ro("revision_number", as_int(), sort=False),
         ),
-        backend=TopologyBackend(gw, "bgp_speaker"),
+        backend=TopologyBackend(gw, ep.BGP_SPEAKER),
         not_found_type="BgpSpeakerNotFound",
         not_found_text="BGP speaker {} could not be found.",
         revisions=False,
         actions={
-            "add_bgp_peer": _member(gw, "add_bgp_peer", "bgp_peer_id"),
-            "remove_bgp_peer": _member(gw, "remove_bgp_peer", "bgp_peer_id"),
-            "add_gateway_network": _member(gw, "add_gateway_network", "network_id"),
-            "remove_gateway_network": _member(gw, "remove_gateway_network", "network_id"),
+            "add_bgp_peer": _member(gw, ep.BGP_SPEAKER_ADD_BGP_PEER, "bgp_peer_id"),
+            "remove_bgp_peer": _member(gw, ep.BGP_SPEAKER_REMOVE_BGP_PEER, "bgp_peer_id"),
+            "add_gateway_network": _member(gw, ep.BGP_SPEAKER_ADD_GATEWAY_NETWORK, "network_id"),
+            "remove_gateway_network": _member(gw, ep.BGP_SPEAKER_REMOVE_GATEWAY_NETWORK, "network_id"),
         },
         read_actions={"get_advertised_routes": _routes(gw)},
         doc="BGP speakers (admin): announce the tenant subnets in the gateway network's address scope.",
@@ -89,7 +94,7 @@ def resources(gw: Gateway) -> list[Resource]:
             ro("updated_at", sort=False),
             ro("revision_number", as_int(), sort=False),
         ),
-        backend=TopologyBackend(gw, "bgp_peer"),
+        backend=TopologyBackend(gw, ep.BGP_PEER),
         not_found_type="BgpPeerNotFound",
         not_found_text="BGP peer {} could not be found.",
         revisions=False,

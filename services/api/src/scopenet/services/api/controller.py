@@ -1,7 +1,7 @@
 """The generic Neutron controller: one instance per resource serves its collection, its members,
 their ``/tags`` sub-resource and their member actions.
 
-Order of checks follows Neutron's (SPEC §2.A): body shape and attribute rules first (so a project
+Order of checks follows Neutron's (docs/neutron.md#the-api-layer): body shape and attribute rules first (so a project
 gets 400 for a read-only attribute even on someone else's object), then the id (a string that is
 not a UUID is simply not found), then the service, which owns visibility and ownership.
 """
@@ -41,7 +41,7 @@ def require_writer(ctx: CallContext, action: str, resource: Resource) -> None:
 
 async def require_writer_on(ctx: CallContext, action: str, resource: Resource, id_: str) -> None:
     """``require_writer`` on an existing object: a reader refused a write on something it cannot
-    see is told 404, not 403 (SPEC §2.A rule 6), so the answer says nothing it could not read."""
+    see is told 404, not 403 (rule 6), so the answer says nothing it could not read."""
     if not can_write(ctx):
         await resource.backend.get(ctx, id_)
         require_writer(ctx, action, resource)
@@ -64,7 +64,7 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 def if_match(request: web.Request, resource: Resource) -> int | None:
-    """``If-Match: revision_number=N`` (SPEC §7.3); other etags are not ours and are ignored."""
+    """``If-Match: revision_number=N`` (docs/neutron.md#revision-numbers); other etags are not ours and are ignored."""
     etags = [p.strip() for h in request.headers.getall("If-Match", []) for p in h.split(",")]
     revs = [e.split("=", 1)[1] for e in etags if e.startswith("revision_number=")]
     if not revs:
@@ -169,7 +169,7 @@ class Controller:
 
     async def _may_update(self, ctx: CallContext, id_: str, item: View) -> None:
         """The writer role, and admin for admin-only attributes: refused with 403 only when the
-        caller can see the object, else 404 (SPEC §2.A rule 6), as Neutron checks policy on the
+        caller can see the object, else 404 (rule 6), as Neutron checks policy on the
         object it has fetched."""
         await require_writer_on(ctx, "update", self.r, id_)
         if ctx.is_admin:
@@ -281,7 +281,7 @@ class Controller:
 
         return handler
 
-    # ------------------------------------------------------------ tags (SPEC §7.4)
+    # ------------------------------------------------------------ tags (docs/neutron.md#tags)
 
     async def _set_tags(self, ctx: CallContext, id_: str, change: Any) -> list[str]:
         """Read-modify-write under compare-and-swap on the revision, retried on a lost race."""

@@ -3,13 +3,18 @@
 The connection is made in the background and kept forever (nats-py reconnects by itself), so the
 HTTP server is up even while NATS is not; until it is, and whenever it drops, every call fails at
 once with 503 instead of waiting out a timeout.
+
+Calls are typed by their endpoint (``scopenet.contracts.*_endpoints``): ``call(PORT.get, ctx, id=...)``
+returns a ``PortReply``. ``call_json`` returns the same reply as parsed JSON, not re-validated: the
+API renders most replies straight back to its client, the service built them from that model
+already, and a validate-then-dump round trip per item is most of the cost of listing a thousand ports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -21,18 +26,15 @@ from scopenet.bus.errors import ERROR_CODE_HEADER, from_validation
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.errors import TransientError
 from scopenet.contracts.subjects import ALL_ENDPOINTS, Endpoint
+from scopenet.runtime.supervise import retry
 
 log = structlog.get_logger("api.gateway")
 
 
-def endpoint(service: str, resource: str, verb: str) -> Endpoint:
-    for ep in _endpoints():
-        if ep.service == service and ep.resource == resource and ep.verb == verb:
-            return ep
-    raise KeyError(f"{service}.{resource}.{verb}")
+Rep = TypeVar("Rep", bound=BaseModel)
 
 
-def _endpoints() -> tuple[Endpoint, ...]:
+def _endpoints() -> tuple[Endpoint[Any, Any], ...]:
     return ALL_ENDPOINTS
 
 
@@ -52,17 +54,9 @@ class Gateway:
         """``connect(url)`` is awaited in the background until it succeeds."""
 
         async def run() -> None:
-            while True:
-                try:
-                    self.nc = await connect(url)
-                    self.ready.set()
-                    log.info("api_nats_connected")
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("api_nats_connect_failed", error=str(exc) or type(exc).__name__)
-                    await asyncio.sleep(1.0)
+            self.nc = await retry(lambda: connect(url), log=log, event="api_nats_connect_failed", delay=1.0)
+            self.ready.set()
+            log.info("api_nats_connected")
 
         self._task = asyncio.create_task(run(), name="api-nats-connect")
 
@@ -79,23 +73,25 @@ class Gateway:
     def connected(self) -> bool:
         return self.nc is not None and bool(self.nc.is_connected)
 
-    async def call(self, service: str, resource: str, verb: str, ctx: CallContext, **body: Any) -> Any:
+    async def call(self, endpoint: Endpoint[Any, Rep], ctx: CallContext, **body: Any) -> Rep:
         """Build the command from ``body`` (a 400 naming the field if it does not fit the contract),
-        send it, return the reply as parsed JSON or raise the service's error.
+        send it, return the reply as the endpoint's reply model or raise the service's error."""
+        return endpoint.reply.model_validate_json(await self._send(endpoint, ctx, body))
 
-        The reply is not re-validated into its pydantic model: the service built it from that model,
-        its JSON is exactly ``model_dump(mode="json")``, and skipping a validate-then-dump round
-        trip per item is most of the cost of listing a thousand ports.
-        """
-        ep = endpoint(service, resource, verb)
+    async def call_json(self, endpoint: Endpoint[Any, Any], ctx: CallContext, **body: Any) -> dict[str, Any]:
+        """As ``call``, the reply as parsed JSON (exactly the model's ``model_dump(mode="json")``)."""
+        reply: dict[str, Any] = orjson.loads(await self._send(endpoint, ctx, body))
+        return reply
+
+    async def _send(self, endpoint: Endpoint[Any, Any], ctx: CallContext, body: dict[str, Any]) -> bytes:
         try:
-            command: BaseModel = ep.request.model_validate({"context": ctx, **body})
+            command: BaseModel = endpoint.request.model_validate({"context": ctx, **body})
         except ValidationError as exc:
             raise from_validation(exc) from None
         if self.nc is None or not self.nc.is_connected:
             raise TransientError("The message bus is unavailable; try again shortly")
         payload = command.model_dump_json(exclude_unset=True).encode()
-        data, headers = await BusClient(self.nc, timeout=self.timeout).call_raw(ep.subject, payload)
+        data, headers = await BusClient(self.nc, timeout=self.timeout).call_raw(endpoint.subject, payload)
         if ERROR_CODE_HEADER in headers:
             raise decode_error(data, headers)
-        return orjson.loads(data)
+        return data

@@ -1,5 +1,5 @@
 """Resources served by the IPAM service: address scopes, subnet pools (+ prefix operations) and a
-read-only usage view of every pool (SPEC §1.1, §1.2, §2.E)."""
+read-only usage view of every pool (docs/neutron.md#address-scopes, #subnet-pools)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from scopenet.contracts import ipam as m
+from scopenet.contracts import ipam_endpoints as ep
 from scopenet.contracts.base import CallContext
+from scopenet.contracts.endpoint import Endpoint
 from scopenet.contracts.errors import BadRequest, NotFound
 from scopenet.services.api.attrs import (
     Attr,
@@ -54,21 +57,21 @@ class AddressScopes:
         self.gw = gw
 
     async def create(self, ctx: CallContext, body: View) -> View:
-        return dump((await self.gw.call("ipam", "address_scope", "create", ctx, address_scope=body))["address_scope"])
+        return dump((await self.gw.call_json(ep.ADDRESS_SCOPE.create, ctx, address_scope=body))["address_scope"])
 
     async def get(self, ctx: CallContext, id_: str) -> View:
-        return dump((await self.gw.call("ipam", "address_scope", "get", ctx, id=id_))["address_scope"])
+        return dump((await self.gw.call_json(ep.ADDRESS_SCOPE.get, ctx, id=id_))["address_scope"])
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
-        reply = await self.gw.call("ipam", "address_scope", "list", ctx)
+        reply = await self.gw.call_json(ep.ADDRESS_SCOPE.list, ctx)
         return [dump(s) for s in reply["address_scopes"]]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
-        reply = await self.gw.call("ipam", "address_scope", "update", ctx, id=id_, address_scope=body)
+        reply = await self.gw.call_json(ep.ADDRESS_SCOPE.update, ctx, id=id_, address_scope=body)
         return dump(reply["address_scope"])
 
     async def delete(self, ctx: CallContext, id_: str, *, if_revision: int | None) -> None:
-        await self.gw.call("ipam", "address_scope", "delete", ctx, id=id_)
+        await self.gw.call(ep.ADDRESS_SCOPE.delete, ctx, id=id_)
 
 
 class SubnetPools:
@@ -76,24 +79,24 @@ class SubnetPools:
         self.gw = gw
 
     async def create(self, ctx: CallContext, body: View) -> View:
-        return dump((await self.gw.call("ipam", "subnetpool", "create", ctx, subnetpool=body))["subnetpool"])
+        return dump((await self.gw.call_json(ep.SUBNETPOOL.create, ctx, subnetpool=body))["subnetpool"])
 
     async def get(self, ctx: CallContext, id_: str) -> View:
-        return dump((await self.gw.call("ipam", "subnetpool", "get", ctx, id=id_))["subnetpool"])
+        return dump((await self.gw.call_json(ep.SUBNETPOOL.get, ctx, id=id_))["subnetpool"])
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
-        return [dump(p) for p in (await self.gw.call("ipam", "subnetpool", "list", ctx))["subnetpools"]]
+        return [dump(p) for p in (await self.gw.call_json(ep.SUBNETPOOL.list, ctx))["subnetpools"]]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
-        reply = await self.gw.call("ipam", "subnetpool", "update", ctx, id=id_, subnetpool=body, **extra)
+        reply = await self.gw.call_json(ep.SUBNETPOOL.update, ctx, id=id_, subnetpool=body, **extra)
         return dump(reply["subnetpool"])
 
     async def delete(self, ctx: CallContext, id_: str, *, if_revision: int | None) -> None:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
-        await self.gw.call("ipam", "subnetpool", "delete", ctx, id=id_, **extra)
+        await self.gw.call(ep.SUBNETPOOL.delete, ctx, id=id_, **extra)
 
-    def action(self, verb: str) -> Any:
+    def action(self, endpoint: Endpoint[m.SubnetPoolPrefixes, m.PrefixesReply]) -> Any:
         async def run(ctx: CallContext, id_: str, body: Any) -> tuple[int, Any]:
             prefixes = body.get("prefixes") if isinstance(body, dict) else None
             if not isinstance(prefixes, list) or not prefixes or not all(isinstance(p, str) for p in prefixes):
@@ -102,8 +105,8 @@ class SubnetPools:
                     type="HTTPBadRequest",
                     field="prefixes",
                 )
-            reply = await self.gw.call("ipam", "subnetpool", verb, ctx, id=id_, prefixes=prefixes)
-            return 200, {"prefixes": reply["prefixes"]}
+            reply = await self.gw.call(endpoint, ctx, id=id_, prefixes=prefixes)
+            return 200, {"prefixes": reply.prefixes}
 
         return run
 
@@ -116,7 +119,7 @@ class PoolUsage:
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
         usage, pools = await asyncio.gather(
-            self.gw.call("ipam", "subnetpool", "usage", ctx), self.gw.call("ipam", "subnetpool", "list", ctx)
+            self.gw.call_json(ep.SUBNETPOOL_USAGE, ctx), self.gw.call_json(ep.SUBNETPOOL.list, ctx)
         )
         by_id = {p["id"]: p for p in pools["subnetpools"]}
         out = []
@@ -157,7 +160,7 @@ class PoolUsage:
 
 
 def _pool_render(view: View, verb: str) -> View:
-    """Prefix lengths are strings everywhere but in the PUT response (SPEC §1.2, Appendix B)."""
+    """Prefix lengths are strings everywhere but in the PUT response (docs/neutron.md#subnet-pools)."""
     if verb != "update":
         view = dict(view)
         for key in _PREFIXLENS:
@@ -211,8 +214,8 @@ def resources(gw: Gateway) -> list[Resource]:
         tags=True,
         marker_must_exist=False,
         actions={
-            "add_prefixes": pools_backend.action("add_prefixes"),
-            "remove_prefixes": pools_backend.action("remove_prefixes"),
+            "add_prefixes": pools_backend.action(ep.SUBNETPOOL_ADD_PREFIXES),
+            "remove_prefixes": pools_backend.action(ep.SUBNETPOOL_REMOVE_PREFIXES),
         },
         render=_pool_render,
         doc="Subnet pools: the prefixes subnets are allocated from.",

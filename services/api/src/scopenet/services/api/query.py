@@ -1,4 +1,4 @@
-"""List query parameters (SPEC §7.5): filters, tag filters, fields, sorting, pagination.
+"""List query parameters (docs/neutron.md#list-parameters): filters, tag filters, fields, sorting, pagination.
 
 The API holds no state, so a list is: ask the service for what the caller may see (narrowed by
 the equality filters it understands), then filter, sort and page here. Lists stay in memory; a
@@ -66,7 +66,9 @@ def parse(resource: Resource, query: MultiMapping[str]) -> ListQuery:
     if "limit" in query:
         raw = query.getall("limit")[-1]
         if not re.fullmatch(r"[0-9]{1,18}", raw.strip()):
-            raise BadRequest(f"Limit must be an integer 0 or greater and not '{raw[:32]}'", type="HTTPBadRequest")
+            raise BadRequest(
+                f"Limit must be an integer 0 or greater and not '{raw[:32]}'", type="HTTPBadRequest", field="limit"
+            )
         q.limit = int(raw)
     if "marker" in query:
         q.marker = query.getall("marker")[-1] or None

@@ -9,9 +9,12 @@ merges both.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
+from scopenet.contracts import ipam_endpoints, topology_endpoints
 from scopenet.contracts.base import CallContext
+from scopenet.contracts.endpoint import Crud, Endpoint
 from scopenet.contracts.errors import BadRequest, DomainError
 from scopenet.services.api.attrs import Attr, as_string, as_uuid, project_attrs, ro
 from scopenet.services.api.gateway import Gateway, has_service
@@ -19,6 +22,14 @@ from scopenet.services.api.spec import Resource, View
 
 IPAM_TYPES = ("address_scope", "subnetpool")
 TOPOLOGY_TYPES = ("network",)
+
+
+#: Each owner's rbac_policy commands.
+_CRUD: dict[str, Crud[Any, Any, Any, Any, Any]] = {
+    "ipam": ipam_endpoints.RBAC_POLICY,
+    "topology": topology_endpoints.RBAC_POLICY,
+}
+Pick = Callable[[Crud[Any, Any, Any, Any, Any]], Endpoint[Any, Any]]
 
 
 def _owner(object_type: str) -> str:
@@ -47,14 +58,15 @@ class RbacPolicies:
                 type="HTTPBadRequest",
                 field="object_type",
             )
-        reply = await self.gw.call(_owner(kind), "rbac_policy", "create", ctx, rbac_policy=body)
+        reply = await self.gw.call_json(_CRUD[_owner(kind)].create, ctx, rbac_policy=body)
         return _dump(reply["rbac_policy"])
 
-    async def _by_id(self, verb: str, ctx: CallContext, id_: str, **body: Any) -> Any:
+    async def _by_id(self, pick: Pick, ctx: CallContext, id_: str, **body: Any) -> dict[str, Any]:
+        """``pick``'s command of the owner that knows ``id_`` (IPAM is asked first)."""
         last: DomainError | None = None
         for service in self._services():
             try:
-                return await self.gw.call(service, "rbac_policy", verb, ctx, id=id_, **body)
+                return await self.gw.call_json(pick(_CRUD[service]), ctx, id=id_, **body)
             except DomainError as exc:
                 if exc.code != 404:
                     raise
@@ -63,20 +75,20 @@ class RbacPolicies:
         raise last
 
     async def get(self, ctx: CallContext, id_: str) -> View:
-        return _dump((await self._by_id("get", ctx, id_))["rbac_policy"])
+        return _dump((await self._by_id(lambda c: c.get, ctx, id_))["rbac_policy"])
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
-        replies = await asyncio.gather(*(self.gw.call(s, "rbac_policy", "list", ctx) for s in self._services()))
+        replies = await asyncio.gather(*(self.gw.call_json(_CRUD[s].list, ctx) for s in self._services()))
         return [_dump(p) for r in replies for p in r["rbac_policies"]]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
         target = body.get("target_tenant") or body.get("target_project")
         if not target:
             raise BadRequest("Nothing to update: give target_tenant", type="HTTPBadRequest", field="target_tenant")
-        return _dump((await self._by_id("update", ctx, id_, target_tenant=target))["rbac_policy"])
+        return _dump((await self._by_id(lambda c: c.update, ctx, id_, target_tenant=target))["rbac_policy"])
 
     async def delete(self, ctx: CallContext, id_: str, *, if_revision: int | None) -> None:
-        await self._by_id("delete", ctx, id_)
+        await self._by_id(lambda c: c.delete, ctx, id_)
 
 
 def resource(gw: Gateway) -> Resource:

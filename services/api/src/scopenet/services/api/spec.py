@@ -3,7 +3,7 @@
 A ``Resource`` is declarative (URL, JSON keys, attribute map, extension flags); its ``Backend``
 turns the five verbs into NATS commands. Backends return *internal* views: plain JSON dicts with
 native types (ints stay ints), so filtering and sorting compare real values; ``render`` makes the
-wire shape (e.g. subnet pool prefix lengths as strings, SPEC Appendix B).
+wire shape (e.g. subnet pool prefix lengths as strings, docs/neutron.md#subnet-pools).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Resources served by the topology service: networks, subnets, ports, routers (+ interfaces) and
-floating IPs (SPEC §1.3-1.7, §2.H-2.K).
+floating IPs (docs/neutron.md).
 
 One generic backend serves all five: the command names follow ``topology.<resource>.<verb>`` and
 the bodies are wrapped under the resource's singular key, exactly as Neutron wraps them.
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from scopenet.contracts import topology as t
+from scopenet.contracts import topology_endpoints as ep
 from scopenet.contracts.base import CallContext
+from scopenet.contracts.endpoint import Crud, Endpoint
 from scopenet.contracts.errors import BadRequest, NotAuthorized
 from scopenet.services.api.attrs import (
     Attr,
@@ -36,41 +39,42 @@ PUSHDOWN = frozenset(
 
 
 class TopologyBackend:
-    def __init__(self, gw: Gateway, resource: str) -> None:
+    def __init__(self, gw: Gateway, crud: Crud[Any, Any, Any, Any, Any]) -> None:
         self.gw = gw
-        self.resource = resource
+        self.crud = crud
+        self.resource = crud.create.resource
 
     def _one(self, reply: Any) -> View:
         return dump(reply[self.resource])
 
     async def create(self, ctx: CallContext, body: View) -> View:
-        return self._one(await self.gw.call("topology", self.resource, "create", ctx, **{self.resource: body}))
+        return self._one(await self.gw.call_json(self.crud.create, ctx, **{self.resource: body}))
 
     async def get(self, ctx: CallContext, id_: str) -> View:
-        return self._one(await self.gw.call("topology", self.resource, "get", ctx, id=id_))
+        return self._one(await self.gw.call_json(self.crud.get, ctx, id=id_))
 
     async def list(self, ctx: CallContext, filters: dict[str, list[Any]]) -> list[View]:
         # Plain id/name equality narrows the service's answer (a port list by network or device
         # is the common case); everything else is filtered here, and these filters again too.
         pushed = {k: [str(x) for x in v] for k, v in filters.items() if k in PUSHDOWN}
-        reply = await self.gw.call("topology", self.resource, "list", ctx, filters=pushed)
+        reply = await self.gw.call_json(self.crud.list, ctx, filters=pushed)
         return [dump(item) for item in reply[self.resource + "s"]]
 
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
-        reply = await self.gw.call("topology", self.resource, "update", ctx, id=id_, **{self.resource: body}, **extra)
+        reply = await self.gw.call_json(self.crud.update, ctx, id=id_, **{self.resource: body}, **extra)
         return self._one(reply)
 
     async def delete(self, ctx: CallContext, id_: str, *, if_revision: int | None) -> None:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
-        await self.gw.call("topology", self.resource, "delete", ctx, id=id_, **extra)
+        await self.gw.call(self.crud.delete, ctx, id=id_, **extra)
 
 
 class Routers(TopologyBackend):
     """Routers: ``{}`` as a gateway means "no gateway" (openstackclient's ``router unset``)."""
 
     def __init__(self, gw: Gateway) -> None:
-        super().__init__(gw, "router")
+        super().__init__(gw, ep.ROUTER)
 
     @staticmethod
     def _gateway(ctx: CallContext, body: View, verb: str) -> View:
@@ -93,11 +97,11 @@ class Routers(TopologyBackend):
         try:
             body = self._gateway(ctx, body, "update")
         except NotAuthorized:
-            await self.get(ctx, id_)  # a router the caller cannot see is not found (SPEC §2.A rule 6)
+            await self.get(ctx, id_)  # a router the caller cannot see is not found (rule 6)
             raise
         return await super().update(ctx, id_, body, if_revision=if_revision)
 
-    def interface(self, verb: str) -> Any:
+    def interface(self, endpoint: Endpoint[t.RouterInterface, t.RouterInterfaceInfo]) -> Any:
         async def run(ctx: CallContext, id_: str, body: Any) -> tuple[int, Any]:
             if not isinstance(body, dict) or set(body) - {"subnet_id", "port_id"}:
                 raise BadRequest(
@@ -105,8 +109,8 @@ class Routers(TopologyBackend):
                     type="HTTPBadRequest",
                 )
             ids = {k: as_uuid()(k, v) for k, v in body.items()}
-            reply = await self.gw.call("topology", "router", verb, ctx, id=id_, **ids)
-            return 200, reply
+            reply = await self.gw.call(endpoint, ctx, id=id_, **ids)
+            return 200, reply.model_dump(mode="json")
 
         return run
 
@@ -157,7 +161,7 @@ def resources(gw: Gateway) -> list[Resource]:
             Attr("port_security_enabled", as_bool, put=True, filter_convert=True),
             *standard_attrs(),
         ),
-        backend=TopologyBackend(gw, "network"),
+        backend=TopologyBackend(gw, ep.NETWORK),
         admin_view=frozenset({"provider:network_type", "provider:physical_network", "provider:segmentation_id"}),
         not_found_type="NetworkNotFound",
         not_found_text="Network {} could not be found.",
@@ -198,7 +202,7 @@ def resources(gw: Gateway) -> list[Resource]:
             ro("segment_id"),
             *standard_attrs(),
         ),
-        backend=TopologyBackend(gw, "subnet"),
+        backend=TopologyBackend(gw, ep.SUBNET),
         not_found_type="SubnetNotFound",
         not_found_text="Subnet {} could not be found.",
         tags=True,
@@ -221,7 +225,7 @@ def resources(gw: Gateway) -> list[Resource]:
             Attr("fixed_ips", as_list_of_dicts(max_items=64), put=True, filter=False, sort=False),
             *standard_attrs(),
         ),
-        backend=TopologyBackend(gw, "port"),
+        backend=TopologyBackend(gw, ep.PORT),
         not_found_type="PortNotFound",
         not_found_text="Port {} could not be found.",
         tags=True,
@@ -249,8 +253,8 @@ def resources(gw: Gateway) -> list[Resource]:
         not_found_text="Router {} could not be found.",
         tags=True,
         actions={
-            "add_router_interface": routers_backend.interface("add_router_interface"),
-            "remove_router_interface": routers_backend.interface("remove_router_interface"),
+            "add_router_interface": routers_backend.interface(ep.ROUTER_ADD_ROUTER_INTERFACE),
+            "remove_router_interface": routers_backend.interface(ep.ROUTER_REMOVE_ROUTER_INTERFACE),
         },
         doc="Routers: interfaces, an external gateway (SNAT when scopes differ).",
     )
@@ -270,7 +274,7 @@ def resources(gw: Gateway) -> list[Resource]:
             *project_attrs(),
             *standard_attrs(),
         ),
-        backend=TopologyBackend(gw, "floatingip"),
+        backend=TopologyBackend(gw, ep.FLOATINGIP),
         not_found_type="FloatingIPNotFound",
         not_found_text="Floating IP {} could not be found",
         tags=True,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from scopenet.runtime.process import run_service
-from scopenet.runtime.settings import Settings
+from scopenet.runtime.settings import load_or_exit
 from scopenet.services.ipam.app import ipam_service
+from scopenet.services.ipam.settings import IpamSettings
 
 
 def main() -> None:
-    run_service(ipam_service, Settings(), needs_database=True)
+    run_service(ipam_service, load_or_exit(IpamSettings), needs_database=True)
 
 
 if __name__ == "__main__":

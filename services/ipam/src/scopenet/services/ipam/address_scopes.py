@@ -1,4 +1,4 @@
-"""Address scope commands (SPEC §1.1, §2.B)."""
+"""Address scope commands (docs/neutron.md#address-scopes)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import asyncpg
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand
 from scopenet.contracts.errors import BadRequest, Conflict
+from scopenet.contracts.filters import apply_filters
 from scopenet.policy.rules import not_found, owner_for_create, require_admin_for, require_owner
 from scopenet.services.ipam import store
 from scopenet.services.ipam.events import NOBODY, emit
-from scopenet.services.ipam.listing import apply_filters
 from scopenet.store.db import db_errors
 
 
@@ -110,7 +110,7 @@ class AddressScopes:
             if row is None:
                 raise not_found("address_scope", cmd.id)
             require_owner(ctx, row["project_id"], "delete", "address_scope")
-            # Every pool counts, visible to the caller or not (SPEC §9.3); the FK is the last word.
+            # Every pool counts, visible to the caller or not (docs/neutron.md#in-use-checks-see-every-project).
             users = await conn.fetchval("SELECT count(*) FROM subnetpools WHERE address_scope_id = $1", cmd.id)
             if users:
                 raise Conflict(

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from scopenet.runtime.settings import Settings
 from scopenet.services.ipam.handlers import routes
+from scopenet.services.ipam.settings import IpamSettings
 from scopenet.store.service import Running, running
 
 NAME = "ipam"
@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 @asynccontextmanager
-async def ipam_service(settings: Settings, *, database_url: str, nats_url: str) -> AsyncIterator[Running]:
+async def ipam_service(settings: IpamSettings, *, database_url: str, nats_url: str) -> AsyncIterator[Running]:
     async with running(
         settings,
         name=NAME,

@@ -1,8 +1,9 @@
-"""IP allocation for ports inside a subnet (SPEC §2.J, §3.4), group-committed per subnet.
+"""IP allocation for ports inside a subnet (docs/neutron.md#ports-and-ip-allocation), group-committed per subnet.
 
 "Next free" is the lowest free address of the allocation pools (deterministic, where Neutron
 picks at random among the first 1000 to dodge its own retry storms). The gateway is reserved
-(SPEC §9.14 fixed). The primary key (subnet, address) is the final word on double allocation.
+(docs/neutron.md#the-gateway-address-is-reserved). The primary key (subnet, address) is the final
+word on double allocation.
 ``allocate_many`` hands a whole batch of requests (topology's group commit) to the same per-subnet
 batches in one message, instead of one NATS round trip and one validation per address.
 """
@@ -20,19 +21,20 @@ from netaddr import IPAddress, IPNetwork, IPRange
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import PagedListCommand
 from scopenet.contracts.errors import BadRequest, DomainError
+from scopenet.contracts.filters import id_filter
 from scopenet.policy.rules import not_found
 from scopenet.services.ipam import store
-from scopenet.services.ipam.batching import Batcher, Item
 from scopenet.services.ipam.events import emit_many
-from scopenet.services.ipam.listing import error_body, id_filter
+from scopenet.services.ipam.outcomes import error_body
 from scopenet.services.ipam.rules.addresses import FreeAddresses
+from scopenet.store.batching import Batcher, Item
 from scopenet.store.db import db_errors
 
 
 class Ips:
     def __init__(self, db: asyncpg.Pool) -> None:
         self.db = db
-        self._batcher = Batcher(self._subnet_batch)
+        self._batcher = Batcher(self._subnet_batch, name="ip-allocate")
         # Keyed by subnet id, valid for one (alloc_version, created_at): a subnet id may be released and
         # allocated again, and the new row starts over at alloc_version 0.
         self._free: dict[uuid.UUID, tuple[tuple[int, datetime], FreeAddresses]] = {}

@@ -1,4 +1,4 @@
-"""RBAC policies for address scopes and subnet pools (SPEC §1.8, §2.L rules 63-66)."""
+"""RBAC policies for address scopes and subnet pools (rules 63-66, docs/neutron.md#sharing-and-rbac)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import asyncpg
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
 from scopenet.contracts.errors import Conflict, InvalidInput, NotAuthorized
+from scopenet.contracts.filters import apply_filters
 from scopenet.policy.rules import not_found, rbac_target
 from scopenet.services.ipam import store
 from scopenet.services.ipam.events import emit
-from scopenet.services.ipam.listing import apply_filters
 from scopenet.store.db import db_errors
 
 _DEPENDANTS = {

@@ -166,7 +166,10 @@ async def set_pool_prefixes(conn: Conn, pool_id: UUID, prefixes: list[str], scop
 async def scope_overlaps(
     conn: Conn, scope_id: UUID, prefixes: list[str], exclude_pool: UUID | None
 ) -> list[asyncpg.Record]:
-    """Prefixes of *every* pool in the scope (whoever owns it, SPEC §9.2) that overlap ``prefixes``."""
+    """Prefixes of *every* pool in the scope, whoever owns it, that overlap ``prefixes``.
+
+    docs/neutron.md#overlap-is-checked-against-every-pool
+    """
     return list(
         await conn.fetch(
             """SELECT x.subnetpool_id, x.cidr, n.c AS wanted FROM subnetpool_prefixes x

@@ -1,4 +1,4 @@
-"""Subnet pool commands (SPEC §1.2, §2.C-2.G), with Neutron's bugs of §9 fixed."""
+"""Subnet pool commands (docs/neutron.md#subnet-pools), with Neutron's bugs fixed (#where-scopenet-differs)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from netaddr import IPNetwork
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, CallContext, Deleted, ListCommand
 from scopenet.contracts.errors import BadRequest, Conflict, InvalidInput
+from scopenet.contracts.filters import apply_filters
 from scopenet.policy.rules import check_revision, not_found, owner_for_create, require_admin_for, require_owner
 from scopenet.services.ipam import store
 from scopenet.services.ipam.events import NOBODY, emit
-from scopenet.services.ipam.listing import apply_filters
 from scopenet.services.ipam.rules import prefixes as pfx
 from scopenet.store.db import db_errors
 
@@ -233,7 +233,7 @@ class SubnetPools:
                 raise not_found("subnetpool", cmd.id)
             require_owner(ctx, row["project_id"], "delete", "subnetpool")
             check_revision(cmd.if_revision, row["revision_number"])
-            # All subnets count, visible to the caller or not (SPEC §9.3); the FK is the last word.
+            # All subnets count, visible to the caller or not (docs/neutron.md#in-use-checks-see-every-project).
             used = await conn.fetchval("SELECT count(*) FROM subnets WHERE subnetpool_id = $1", cmd.id)
             if used:
                 raise BadRequest(

@@ -23,15 +23,16 @@ from netaddr import IPNetwork
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, PagedListCommand
 from scopenet.contracts.errors import BadRequest, Conflict, DomainError
+from scopenet.contracts.filters import apply_filters, id_filter
 from scopenet.policy.rules import not_found
 from scopenet.services.ipam import store
-from scopenet.services.ipam.batching import Batcher, Item
 from scopenet.services.ipam.events import emit, emit_many
-from scopenet.services.ipam.listing import apply_filters, error_body, id_filter
+from scopenet.services.ipam.outcomes import error_body
 from scopenet.services.ipam.rules import addresses as addr
 from scopenet.services.ipam.rules import alloc
 from scopenet.services.ipam.rules import prefixes as pfx
 from scopenet.services.ipam.rules.network_rules import NetSubnet, check_new_subnet
+from scopenet.store.batching import Batcher, Item
 from scopenet.store.db import db_errors
 
 _OVERLAP = "The subnet overlaps another allocation of its address scope"
@@ -90,7 +91,7 @@ async def lock_networks(conn: asyncpg.Connection, network_ids: set[uuid.UUID]) -
 class Subnets:
     def __init__(self, db: asyncpg.Pool) -> None:
         self.db = db
-        self._batcher = Batcher(self._pool_batch)
+        self._batcher = Batcher(self._pool_batch, name="subnet-allocate")
         self._free: dict[uuid.UUID, tuple[int, alloc.FreeBlocks]] = {}
 
     # ------------------------------------------------------------ allocate
@@ -187,7 +188,7 @@ class Subnets:
         return Plan(cmd, pool["id"], cidr, cidr.prefixlen if cidr is not None else prefixlen)
 
     async def _plain(self, plan: Plan) -> m.SubnetReply:
-        """A subnet with an explicit cidr and no pool: the implicit unscoped space (SPEC §6)."""
+        """A subnet with an explicit cidr and no pool: the unscoped space (docs/neutron.md#the-unscoped-space)."""
         cmd = plan.cmd
         assert plan.cidr is not None
         gw, ranges = addr.subnet_defaults(plan.cidr, gateway_ip=_gateway_arg(cmd), allocation_pools=_pools_arg(cmd))
@@ -294,7 +295,7 @@ class Subnets:
         return alloc.FreeBlocks([IPNetwork(str(p)) for p in pool["prefixes"]], used)
 
     async def _usage(self, conn: asyncpg.Connection, pool: asyncpg.Record, projects: set[str]) -> dict[str, Any]:
-        """Quota usage of the *requesting* projects (SPEC §9.1: Neutron counted the pool owner's)."""
+        """Quota usage of the *requesting* projects (docs/neutron.md#quota-counts-the-requesting-project)."""
         if not pool["default_quota"]:
             return {}
         rows = await conn.fetch(

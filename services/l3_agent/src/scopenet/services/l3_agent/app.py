@@ -40,11 +40,11 @@ from scopenet.netlink import Kernel, KernelError, Namespaces, vxlan
 from scopenet.netlink import fence as fence_io
 from scopenet.runtime import log
 from scopenet.runtime.health import HealthServer
-from scopenet.runtime.settings import Settings
 from scopenet.services.l3_agent import require_datapath
 from scopenet.services.l3_agent.fence import FenceKeeper
 from scopenet.services.l3_agent.heartbeat import Heartbeat
 from scopenet.services.l3_agent.reconciler import Reconciler
+from scopenet.services.l3_agent.settings import AgentSettings
 from scopenet.services.l3_agent.specs import SpecConsumer
 from scopenet.services.l3_agent.status import StatusReporter
 
@@ -87,7 +87,7 @@ async def _connect(nats_url: str, agent_id: str) -> NATS:
 
 
 @contextlib.asynccontextmanager
-async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_url: str) -> AsyncIterator[Agent]:
+async def l3_agent_service(settings: AgentSettings, *, database_url: str = "", nats_url: str) -> AsyncIterator[Agent]:
     """Run the agent until the block exits (the common service signature; no database is used)."""
     del database_url  # the agent keeps no state of its own
     backend = require_datapath()
@@ -100,7 +100,7 @@ async def l3_agent_service(settings: Settings, *, database_url: str = "", nats_u
         kernel = Kernel(namespaces, host=settings.agent_host_netns)
         await kernel.start()
         stack.push_async_callback(kernel.close)
-        underlay = vxlan.underlay(settings)
+        underlay = vxlan.underlay(settings.vxlan_local_ip, group=settings.vxlan_group, port=settings.vxlan_port)
         if underlay is not None:  # fail fast, as Neutron's linuxbridge agent with a local_ip on no link
             try:
                 await vxlan.underlay_link(kernel.host_route(), underlay.local_ip)

@@ -23,6 +23,7 @@ import time
 from scopenet.netlink import Kernel
 from scopenet.netlink import fence as fence_io
 from scopenet.runtime import log
+from scopenet.runtime.supervise import every
 from scopenet.services.l3_agent.heartbeat import Heartbeat
 from scopenet.services.l3_agent.reconciler import Reconciler
 from scopenet.services.l3_agent.specs import SpecConsumer
@@ -53,6 +54,7 @@ class FenceKeeper:
         """``time.monotonic()`` of the last renewal (None: never by this process)."""
         self.expires_at = 0.0
         """``time.monotonic()`` at which the kernel lease of the last renewal runs out."""
+        self._was_current = True
 
     def lease(self) -> float | None:
         """Seconds each renewal is good for; None until the bucket's TTL is known."""
@@ -98,20 +100,22 @@ class FenceKeeper:
 
     async def run(self) -> None:
         await fence_io.setup(self.kernel)
-        was_current = True
-        while True:
-            try:
-                renewed = await self.tick()
-                if was_current and not renewed and self.last_renew is not None:
-                    _log.warning("fence_lease_not_renewed", mode=self.mode, reason=self._why())
-                was_current = renewed or self.last_renew is None
-            except Exception as exc:  # the kernel refused: try again next interval
-                _log.warning("fence_renew_failed", error=str(exc) or type(exc).__name__)
-            if self.synced.is_set():
-                await asyncio.sleep(self.interval)
-            else:  # renew as soon as the first sync is done, not up to an interval later
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.synced.wait(), self.interval)
+        await every(self._pause, self._renew, log=_log, event="fence_renew_failed", first=True)
+
+    async def _renew(self) -> None:
+        """One renewal (a failure — the kernel refused — is logged by ``run``; the next interval
+        tries again)."""
+        renewed = await self.tick()
+        if self._was_current and not renewed and self.last_renew is not None:
+            _log.warning("fence_lease_not_renewed", mode=self.mode, reason=self._why())
+        self._was_current = renewed or self.last_renew is None
+
+    async def _pause(self) -> None:
+        if self.synced.is_set():
+            await asyncio.sleep(self.interval)
+        else:  # renew as soon as the first sync is done, not up to an interval later
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.synced.wait(), self.interval)
 
     def _why(self) -> str:
         beat = self.heartbeat.last_beat

@@ -8,7 +8,6 @@ logged and retried on the next beat; there is nothing else to do about it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from nats.js.errors import BucketNotFoundError
 
 from scopenet.contracts.routerspec import AGENTS_BUCKET, AgentHeartbeat
 from scopenet.runtime import log
+from scopenet.runtime.supervise import every
 
 _log = log.get("scopenet.l3_agent.heartbeat")
 
@@ -52,6 +52,8 @@ class Heartbeat:
         """``time.monotonic()`` of the last successful put."""
         self.ttl: float | None = None
         """The bucket's entry lifetime: how long topology waits before it moves this agent's routers."""
+        self._kv: Any = None
+        self._failing = False
 
     def beat(self) -> AgentHeartbeat:
         return AgentHeartbeat(
@@ -59,20 +61,20 @@ class Heartbeat:
         )
 
     async def run(self) -> None:
-        kv = None
-        failing = False
-        while True:
-            try:
-                if kv is None:
-                    kv = await agents_bucket(self.js)
-                    self.ttl = (await kv.status()).ttl or None
-                await kv.put(self.agent_id, self.beat().model_dump_json().encode())
-                now = time.monotonic()
-                if failing:
-                    _log.info("heartbeat_resumed", down_seconds=round(now - (self.last_beat or now), 1))
-                self.last_beat = now
-                failing = False
-            except Exception as exc:
-                failing = True
-                _log.warning("heartbeat_failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(self.interval)
+        await every(self.interval, self.put, log=_log, event="heartbeat_failed", first=True)
+
+    async def put(self) -> None:
+        """One beat (a failure is logged by ``run``, which beats again an interval later)."""
+        try:
+            if self._kv is None:
+                self._kv = await agents_bucket(self.js)
+                self.ttl = (await self._kv.status()).ttl or None
+            await self._kv.put(self.agent_id, self.beat().model_dump_json().encode())
+        except Exception:
+            self._failing = True
+            raise
+        now = time.monotonic()
+        if self._failing:
+            _log.info("heartbeat_resumed", down_seconds=round(now - (self.last_beat or now), 1))
+        self.last_beat = now
+        self._failing = False

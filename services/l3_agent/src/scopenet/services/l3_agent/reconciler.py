@@ -1,6 +1,6 @@
 """The L3 agent's reconciler: level-triggered, one queue per router, plan then apply.
 
-Model (kopf's ``queueing.py``, STYLE 13-14):
+Model (kopf's ``queueing.py``; docs/architecture.md#the-l3-agent):
 
 - Inputs are cheap and synchronous: ``desired(spec)`` records the newest spec of a router and
   ``forget(router_id)`` records that the router is no longer this agent's. Both only *enqueue the
@@ -36,6 +36,7 @@ from scopenet.datapath import DatapathPort, desired_state, names, plan
 from scopenet.datapath.model import RouterState, Underlay
 from scopenet.netlink.errors import KernelError
 from scopenet.runtime import log
+from scopenet.runtime.supervise import every
 
 _log = log.get("scopenet.l3_agent")
 
@@ -184,12 +185,9 @@ class Reconciler:
         await self.stop()
 
     async def _resync_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.resync_interval)
-            try:
-                await self.resync()
-            except Exception:
-                _log.exception("resync_failed")
+        await every(
+            lambda: asyncio.sleep(self.resync_interval), self.resync, log=_log, event="resync_failed", traceback=True
+        )
 
     async def resync(self) -> None:
         """Re-run every known router; sweep this agent's orphans once caught up.

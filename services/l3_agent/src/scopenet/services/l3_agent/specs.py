@@ -8,8 +8,9 @@ restart or reconnect resumes where it was. The consumer counts as *caught up* on
 nothing more is pending (or none was pending at all); only then may the reconciler treat the
 kernel's other routers as orphans.
 
-Concurrency model: one task fetches batches (``fetch`` returns as soon as something is there) and
-hands each spec to ``Reconciler.desired``, which only records it and queues the router id; the
+The fetching, binding and dead-lettering are the bus's ``DurableConsumer``. Concurrency model: one
+task fetches batches (``fetch`` returns as soon as something is there) and hands each spec to
+``Reconciler.desired``, which only records it and queues the router id; the
 message is acked right away, because retries are the reconciler's job (level-triggered: a newer
 spec or the periodic resync repeats whatever failed). A message that is not a RouterSpec for this
 agent goes to ``scopenet.v1.dlq.l3-agent`` with the reason and is termed; it never stops the agent.
@@ -17,21 +18,19 @@ agent goes to ``scopenet.v1.dlq.l3-agent`` with the reason and is termed; it nev
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter
-from pydantic import ValidationError
 
-from scopenet.bus.deadletter import dead_letter, first_error
+from scopenet.bus.consumer import DurableConsumer, Rejected
 from scopenet.contracts.permissions import AGENT_DLQ
 from scopenet.contracts.routerspec import ROUTERS_STREAM, RouterSpec, agent_durable, agent_filter
 from scopenet.runtime import log
+from scopenet.runtime.supervise import retry
 from scopenet.services.l3_agent.reconciler import Reconciler
 
 _log = log.get("scopenet.l3_agent.specs")
@@ -41,7 +40,7 @@ MAX_DELIVER = 8
 SPECS = Counter("scopenet_l3_agent_specs_total", "RouterSpec messages read", ["result"])
 
 
-class SpecConsumer:
+class SpecConsumer(DurableConsumer[RouterSpec]):
     """Reads this agent's RouterSpecs into the reconciler (see the module docstring)."""
 
     def __init__(
@@ -53,116 +52,53 @@ class SpecConsumer:
         batch: int = 256,
         connected: Callable[[], bool] = lambda: True,
     ) -> None:
-        self.js = js
-        self.connected = connected
+        super().__init__(
+            js,
+            stream=ROUTERS_STREAM,
+            durable=agent_durable(agent_id),
+            subject=agent_filter(agent_id),
+            dlq=DLQ_CONSUMER,
+            decode=self._decode,
+            handler=self._desired,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            fresh=True,
+            batch=batch,
+            max_deliver=MAX_DELIVER,
+            max_ack_pending=10_000,
+            connected=connected,
+            on_dead_letter=SPECS.labels("dead_lettered").inc,
+            log=_log,
+            events="spec_",
+            what="RouterSpec",
+        )
         self.reconciler = reconciler
         self.agent_id = agent_id
-        self.batch = batch
-        self.durable = agent_durable(agent_id)
-        self.subject = agent_filter(agent_id)
         self._prefix = self.subject[:-1]  # "scopenet.v1.agent.<id>.router."
-        self.bound = asyncio.Event()
-        self.caught_up = asyncio.Event()
-        self._sub: Any = None
-
-    # -- binding --------------------------------------------------------------------------------
 
     async def bind(self, *, wait: float = 0.5) -> None:
         """Create the consumer afresh (see the module docstring); waits for the stream to exist."""
-        while True:
-            try:
-                await self.js.stream_info(ROUTERS_STREAM)
-                break
-            except NotFoundError:
-                _log.info("routers_stream_missing", stream=ROUTERS_STREAM, hint="topology creates it")
-                await asyncio.sleep(wait)
-        try:
-            await self.js.delete_consumer(ROUTERS_STREAM, self.durable)
-        except NotFoundError:
-            pass
-        # Named, so the create request's subject carries the filter: the server checks it against
-        # the configuration, and the agent's NATS user may create a consumer on its own subjects only.
-        config = ConsumerConfig(
-            name=self.durable,
-            durable_name=self.durable,
-            filter_subject=self.subject,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            ack_policy=AckPolicy.EXPLICIT,
-            max_deliver=MAX_DELIVER,
-            ack_wait=30,
-            max_ack_pending=10_000,
+        await retry(
+            lambda: self.js.stream_info(ROUTERS_STREAM),
+            log=_log,
+            event="routers_stream_missing",
+            delay=wait,
+            retry_on=NotFoundError,
+            level="info",
+            stream=ROUTERS_STREAM,
+            hint="topology creates it",
         )
-        info = await self.js.add_consumer(ROUTERS_STREAM, config)
-        self._sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=ROUTERS_STREAM)
-        self.bound.set()
-        _log.info("spec_consumer_bound", durable=self.durable, pending=info.num_pending)
-        if not info.num_pending:
-            self.caught_up.set()
+        await super().bind()
 
-    # -- reading --------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        while self._sub is None:
-            try:
-                await self.bind()
-            except Exception as exc:  # NATS or JetStream not answering yet
-                _log.warning("spec_consumer_bind_failed", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(1)
-        while True:
-            try:
-                msgs = await self._sub.fetch(self.batch, timeout=5)
-            except (TimeoutError, NatsTimeout):
-                if self.connected():  # nothing was there to read (not: NATS away)
-                    self.caught_up.set()
-                continue
-            except Exception as exc:  # NATS away: the durable consumer keeps our place
-                _log.warning("spec_fetch_failed", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(1)
-                await self._rebind_if_lost()
-                continue
-            for msg in msgs:
-                await self.handle(msg)
-            last = msgs[-1].metadata if msgs else None
-            if last is not None and last.num_pending == 0:
-                self.caught_up.set()
-
-    async def drained(self) -> bool:
-        """Has every spec published until now been delivered to this agent and acknowledged (i.e.
-        handed to the reconciler)? Asked of the server; False when it cannot be asked."""
-        try:
-            info = await self.js.consumer_info(ROUTERS_STREAM, self.durable, timeout=2)
-        except Exception:
-            return False
-        return not info.num_pending and not info.num_ack_pending
-
-    async def _rebind_if_lost(self) -> None:
-        """The consumer vanished (the server lost it): make it again. Reading every router's current
-        spec once more is harmless, the reconciler is level-triggered."""
-        try:
-            await self.js.consumer_info(ROUTERS_STREAM, self.durable)
-        except NotFoundError:
-            _log.warning("spec_consumer_lost", durable=self.durable)
-            await self.bind()
-        except Exception:  # still away; the fetch loop tries again
-            pass
-
-    async def handle(self, msg: Any) -> None:
-        """One message: a spec for the reconciler, or a dead letter. Never raises for bad input."""
+    def _decode(self, msg: Any) -> RouterSpec:
+        """A RouterSpec for this agent, on its router's subject; else the message is dead-lettered."""
         rid = msg.subject[len(self._prefix) :] if msg.subject.startswith(self._prefix) else None
-        try:
-            spec = RouterSpec.model_validate_json(msg.data)
-        except (ValidationError, ValueError) as exc:
-            await self.dead_letter(msg, f"malformed RouterSpec: {first_error(exc)}")
-            return
+        spec = RouterSpec.model_validate_json(msg.data)
         if spec.agent_id != self.agent_id or str(spec.router_id) != rid:
-            await self.dead_letter(
-                msg, f"RouterSpec for router {spec.router_id} on agent {spec.agent_id} arrived on {msg.subject}"
-            )
-            return
+            raise Rejected(f"RouterSpec for router {spec.router_id} on agent {spec.agent_id} arrived on {msg.subject}")
+        return spec
+
+    async def _desired(self, spec: RouterSpec) -> None:
+        """Hand the spec to the reconciler, which only records it and queues the router: retries are
+        its job, so the message is acked right away."""
         fresh = self.reconciler.desired(spec)
         SPECS.labels("applied" if fresh else "stale").inc()
-        await msg.ack()
-
-    async def dead_letter(self, msg: Any, reason: str) -> None:
-        SPECS.labels("dead_lettered").inc()
-        await dead_letter(self.js, msg, consumer=self.durable, dlq=DLQ_CONSUMER, reason=reason)

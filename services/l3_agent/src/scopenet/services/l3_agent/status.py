@@ -33,14 +33,14 @@ from scopenet.bus.client import BusClient
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.errors import DomainError, TransientError
 from scopenet.contracts.routerspec import RouterStatusReport
-from scopenet.contracts.subjects import TOPOLOGY_ENDPOINTS, Endpoint
+from scopenet.contracts.topology_endpoints import ROUTER_STATUS_REPORT
 from scopenet.runtime import log
 from scopenet.services.l3_agent.reconciler import RouterStatus
 
 _log = log.get("scopenet.l3_agent.status")
 
 REPORTS = Counter("scopenet_l3_agent_status_reports_total", "Router status reports sent to topology", ["result"])
-REPORT_ENDPOINT: Endpoint = next(e for e in TOPOLOGY_ENDPOINTS if e.subject.endswith(".router_status.report"))
+REPORT_ENDPOINT = ROUTER_STATUS_REPORT
 
 
 class StatusReporter:

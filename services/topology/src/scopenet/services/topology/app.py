@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +23,18 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 
 from scopenet.bus.client import BusClient
 from scopenet.bus.connection import connect_nats
+from scopenet.bus.deadletter import ensure_dlq
 from scopenet.bus.jetstream import DUPLICATE_WINDOW, ensure_stream, events_stream_config
 from scopenet.bus.micro import Route
 from scopenet.contracts import bgp as bgp_contracts
 from scopenet.contracts import routerspec as rs
-from scopenet.runtime.settings import Settings
-from scopenet.services.topology.consumers import EventConsumer, ensure_dlq
+from scopenet.runtime.supervise import supervise
+from scopenet.services.topology.consumers import event_consumer
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.handlers import build, routes
 from scopenet.services.topology.ipam_client import IpamClient
-from scopenet.services.topology.reconciler import Reconciler
-from scopenet.services.topology.scopes import Mirror
+from scopenet.services.topology.reconciler.service import Reconciler
+from scopenet.services.topology.scopes.service import Mirror
 from scopenet.services.topology.settings import TopologySettings
 from scopenet.store.service import Running, running
 
@@ -71,20 +72,6 @@ def bgp_stream_config() -> StreamConfig:
     )
 
 
-async def supervised(name: str, run: Callable[[], Awaitable[Any]], *, delay: float = 1.0) -> None:
-    """Run ``run()`` for as long as the service lives: if it fails (a JetStream call made while NATS
-    was away, say), log it and start it again, rather than leave the service running without it."""
-    while True:
-        try:
-            await run()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("background_task_failed", task=name, error=str(exc) or type(exc).__name__, restart_in=delay)
-            await asyncio.sleep(delay)
-
-
 @dataclass
 class TopologyRunning(Running):
     """A running topology service, with its wiring (tests and tools reach the resource services)."""
@@ -94,20 +81,19 @@ class TopologyRunning(Running):
 
 @asynccontextmanager
 async def topology_service(
-    settings: Settings, *, database_url: str, nats_url: str, topology: TopologySettings | None = None
+    settings: TopologySettings, *, database_url: str, nats_url: str
 ) -> AsyncIterator[TopologyRunning]:
-    tsettings = topology or TopologySettings()
     nc = await connect_nats(nats_url, name=f"{NAME}-client")
     tasks: list[asyncio.Task[Any]] = []
     try:
         js = nc.jetstream()
         for config in (events_stream_config(), routers_stream_config(), bgp_stream_config()):
-            await ensure_stream(js, config)
-        await ensure_dlq(js)
+            await ensure_stream(js, config, replicas=settings.stream_replicas)
+        await ensure_dlq(js, replicas=settings.stream_replicas)
         holder: dict[str, Deps] = {}
 
         def make_routes(db: asyncpg.Pool) -> list[Route]:
-            holder["deps"] = build(db, IpamClient(BusClient(nc, timeout=tsettings.ipam_timeout)), tsettings)
+            holder["deps"] = build(db, IpamClient(BusClient(nc, timeout=settings.ipam_timeout)), settings)
             return routes(holder["deps"])
 
         async with running(
@@ -124,10 +110,10 @@ async def topology_service(
             deps = holder["deps"]
             mirror = Mirror(deps)
             consumers = [
-                EventConsumer(
+                event_consumer(
                     js, durable="topology-subnetpools", subject="scopenet.v1.evt.subnetpool.*", handler=mirror.on_pool
                 ),
-                EventConsumer(
+                event_consumer(
                     js,
                     durable="topology-address-scopes",
                     subject="scopenet.v1.evt.address_scope.*",
@@ -140,20 +126,23 @@ async def topology_service(
             deps.mirror = mirror
 
             async def start_consumers() -> None:
-                subs = [await c.bind() for c in consumers]
+                for c in consumers:  # bound before the fill: no event after it goes unread
+                    await c.bind()
                 await mirror.fill()
                 async with asyncio.TaskGroup() as group:  # one fails: both stop, and both start again
-                    for c, sub in zip(consumers, subs, strict=True):
-                        group.create_task(c.run(sub))
+                    for c in consumers:
+                        group.create_task(c.run())
 
             tasks += [
-                asyncio.create_task(supervised("consumers", start_consumers), name="topology-consumers"),
-                asyncio.create_task(supervised("agents-watch", lambda: agents.watch(js)), name="topology-agents-watch"),
+                asyncio.create_task(supervise(start_consumers, name="consumers", log=log), name="topology-consumers"),
                 asyncio.create_task(
-                    supervised("scheduler", lambda: agents.run_scheduler(lambda: nc.is_connected)),
+                    supervise(lambda: agents.watch(js), name="agents-watch", log=log), name="topology-agents-watch"
+                ),
+                asyncio.create_task(
+                    supervise(lambda: agents.run_scheduler(lambda: nc.is_connected), name="scheduler", log=log),
                     name="topology-scheduler",
                 ),
-                asyncio.create_task(supervised("reconciler", reconciler.run), name="topology-reconciler"),
+                asyncio.create_task(supervise(reconciler.run, name="reconciler", log=log), name="topology-reconciler"),
             ]
 
             async def consumers_ok() -> bool:

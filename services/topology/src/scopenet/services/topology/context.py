@@ -17,13 +17,13 @@ from scopenet.services.topology.ipam_client import IpamClient
 from scopenet.services.topology.settings import TopologySettings
 
 if TYPE_CHECKING:
-    from scopenet.services.topology.agents import Agents
-    from scopenet.services.topology.ports import Ports
-    from scopenet.services.topology.reconciler import Reconciler
-    from scopenet.services.topology.routers import Routers
-    from scopenet.services.topology.scopes import Mirror
-    from scopenet.services.topology.specs import Specs
-    from scopenet.services.topology.subnets import Subnets
+    from scopenet.services.topology.agents.service import Agents
+    from scopenet.services.topology.ports.service import Ports
+    from scopenet.services.topology.reconciler.service import Reconciler
+    from scopenet.services.topology.routers.service import Routers
+    from scopenet.services.topology.scopes.service import Mirror
+    from scopenet.services.topology.specs.service import Specs
+    from scopenet.services.topology.subnets.service import Subnets
 
 
 @dataclass

@@ -1,31 +1,34 @@
-"""The topology routes: each endpoint of ``TOPOLOGY_ENDPOINTS`` bound to the method that serves it."""
+"""The topology routes: each endpoint of ``TOPOLOGY_ENDPOINTS`` bound to the method that serves it.
+
+``Route.bind`` is typed: a method that does not take the endpoint's request model or does not return
+its reply model is a type error. ``bound_once`` refuses to start if an endpoint is left unbound.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
-from scopenet.bus.micro import Route
+from scopenet.bus.micro import Route, bound_once
 from scopenet.contracts import routerspec as rs
+from scopenet.contracts import topology_endpoints as ep
 from scopenet.contracts.base import ByIdCommand
 from scopenet.contracts.errors import NotAuthorized
 from scopenet.contracts.subjects import TOPOLOGY_ENDPOINTS
 from scopenet.policy.rules import not_found
-from scopenet.services.topology import bgpspec
-from scopenet.services.topology.agents import Agents
-from scopenet.services.topology.bgp import BgpPeers, BgpSpeakers
+from scopenet.services.topology.agents.service import Agents
+from scopenet.services.topology.bgp import speakerspecs as bgpspec
+from scopenet.services.topology.bgp.service import BgpPeers, BgpSpeakers
 from scopenet.services.topology.context import Deps
-from scopenet.services.topology.floatingips import FloatingIps
-from scopenet.services.topology.interfaces import Interfaces
+from scopenet.services.topology.floatingips.service import FloatingIps
 from scopenet.services.topology.ipam_client import IpamClient
-from scopenet.services.topology.networks import Networks
-from scopenet.services.topology.ports import Ports
-from scopenet.services.topology.rbac import NetworkRbac
-from scopenet.services.topology.routers import Routers
+from scopenet.services.topology.networks.service import Networks
+from scopenet.services.topology.ports.service import Ports
+from scopenet.services.topology.rbac.service import NetworkRbac
+from scopenet.services.topology.routers.interfaces import Interfaces
+from scopenet.services.topology.routers.service import Routers
 from scopenet.services.topology.settings import TopologySettings
-from scopenet.services.topology.specs import Specs
-from scopenet.services.topology.subnets import Subnets
+from scopenet.services.topology.specs.service import Specs
+from scopenet.services.topology.subnets.service import Subnets
 from scopenet.store.db import db_errors
 
 
@@ -57,28 +60,62 @@ def build(db: asyncpg.Pool, ipam: IpamClient, settings: TopologySettings) -> Dep
 
 
 def routes(deps: Deps) -> list[Route]:
-    routers = deps.routers
-    interfaces = Interfaces(deps)
-    by_resource: dict[str, Any] = {
-        "network": Networks(deps),
-        "subnet": deps.subnets,
-        "port": deps.ports,
-        "floatingip": FloatingIps(deps),
-        "rbac_policy": NetworkRbac(deps),
-        "agent": deps.agents,
-        "router_status": deps.agents,
-        "bgp_speaker": BgpSpeakers(deps),
-        "bgp_peer": BgpPeers(deps),
-    }
-    out = []
-    for ep in TOPOLOGY_ENDPOINTS:
-        if ep.resource == "router":
-            target: Any = {
-                "add_router_interface": interfaces,
-                "remove_router_interface": interfaces,
-                "spec": RouterSpecs(deps),
-            }.get(ep.verb, routers)
-        else:
-            target = by_resource[ep.resource]
-        out.append(Route(ep, getattr(target, ep.verb)))
-    return out
+    networks, subnets, ports, routers = Networks(deps), deps.subnets, deps.ports, deps.routers
+    interfaces, specs, floatingips, rbac = Interfaces(deps), RouterSpecs(deps), FloatingIps(deps), NetworkRbac(deps)
+    agents, speakers, peers = deps.agents, BgpSpeakers(deps), BgpPeers(deps)
+    return bound_once(
+        [
+            Route.bind(ep.NETWORK.create, networks.create),
+            Route.bind(ep.NETWORK.get, networks.get),
+            Route.bind(ep.NETWORK.list, networks.list),
+            Route.bind(ep.NETWORK.update, networks.update),
+            Route.bind(ep.NETWORK.delete, networks.delete),
+            Route.bind(ep.SUBNET.create, subnets.create),
+            Route.bind(ep.SUBNET.get, subnets.get),
+            Route.bind(ep.SUBNET.list, subnets.list),
+            Route.bind(ep.SUBNET.update, subnets.update),
+            Route.bind(ep.SUBNET.delete, subnets.delete),
+            Route.bind(ep.PORT.create, ports.create),
+            Route.bind(ep.PORT.get, ports.get),
+            Route.bind(ep.PORT.list, ports.list),
+            Route.bind(ep.PORT.update, ports.update),
+            Route.bind(ep.PORT.delete, ports.delete),
+            Route.bind(ep.ROUTER.create, routers.create),
+            Route.bind(ep.ROUTER.get, routers.get),
+            Route.bind(ep.ROUTER.list, routers.list),
+            Route.bind(ep.ROUTER.update, routers.update),
+            Route.bind(ep.ROUTER.delete, routers.delete),
+            Route.bind(ep.ROUTER_ADD_ROUTER_INTERFACE, interfaces.add_router_interface),
+            Route.bind(ep.ROUTER_REMOVE_ROUTER_INTERFACE, interfaces.remove_router_interface),
+            Route.bind(ep.ROUTER_SPEC, specs.spec),
+            Route.bind(ep.FLOATINGIP.create, floatingips.create),
+            Route.bind(ep.FLOATINGIP.get, floatingips.get),
+            Route.bind(ep.FLOATINGIP.list, floatingips.list),
+            Route.bind(ep.FLOATINGIP.update, floatingips.update),
+            Route.bind(ep.FLOATINGIP.delete, floatingips.delete),
+            Route.bind(ep.RBAC_POLICY.create, rbac.create),
+            Route.bind(ep.RBAC_POLICY.get, rbac.get),
+            Route.bind(ep.RBAC_POLICY.list, rbac.list),
+            Route.bind(ep.RBAC_POLICY.update, rbac.update),
+            Route.bind(ep.RBAC_POLICY.delete, rbac.delete),
+            Route.bind(ep.AGENT_LIST, agents.list),
+            Route.bind(ep.ROUTER_STATUS_REPORT, agents.report),
+            Route.bind(ep.BGP_SPEAKER.create, speakers.create),
+            Route.bind(ep.BGP_SPEAKER.get, speakers.get),
+            Route.bind(ep.BGP_SPEAKER.list, speakers.list),
+            Route.bind(ep.BGP_SPEAKER.update, speakers.update),
+            Route.bind(ep.BGP_SPEAKER.delete, speakers.delete),
+            Route.bind(ep.BGP_SPEAKER_ADD_BGP_PEER, speakers.add_bgp_peer),
+            Route.bind(ep.BGP_SPEAKER_REMOVE_BGP_PEER, speakers.remove_bgp_peer),
+            Route.bind(ep.BGP_SPEAKER_ADD_GATEWAY_NETWORK, speakers.add_gateway_network),
+            Route.bind(ep.BGP_SPEAKER_REMOVE_GATEWAY_NETWORK, speakers.remove_gateway_network),
+            Route.bind(ep.BGP_SPEAKER_GET_ADVERTISED_ROUTES, speakers.get_advertised_routes),
+            Route.bind(ep.BGP_SPEAKER_SPEC, speakers.spec),
+            Route.bind(ep.BGP_PEER.create, peers.create),
+            Route.bind(ep.BGP_PEER.get, peers.get),
+            Route.bind(ep.BGP_PEER.list, peers.list),
+            Route.bind(ep.BGP_PEER.update, peers.update),
+            Route.bind(ep.BGP_PEER.delete, peers.delete),
+        ],
+        TOPOLOGY_ENDPOINTS,
+    )

@@ -8,14 +8,15 @@ the reconciler repeat it after a crash.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from scopenet.bus.client import BusClient
 from scopenet.contracts import ipam as m
+from scopenet.contracts import ipam_endpoints as ep
 from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, ErrorBody, ListCommand, PagedListCommand
+from scopenet.contracts.endpoint import Endpoint
 from scopenet.contracts.errors import DomainError, TransientError, from_reply
-from scopenet.contracts.subjects import IPAM_ENDPOINTS, Endpoint
 
 #: Who topology is when it acts on its own behalf (releases, the reconciler, the mirror fill).
 SYSTEM = CallContext(project_id="scopenet-topology", roles=["admin"])
@@ -24,27 +25,22 @@ SYSTEM = CallContext(project_id="scopenet-topology", roles=["admin"])
 #: one of addresses (4 * PAGE) ~0.3 MB: well under NATS's default 1 MB max payload).
 PAGE = 500
 
-_EP: dict[str, Endpoint] = {f"{ep.resource}.{ep.verb}": ep for ep in IPAM_ENDPOINTS}
+#: A paged list reply (``limit``/``marker``).
+Page = TypeVar("Page", m.SubnetList, m.IpAllocationList)
 
 
 class IpamClient:
     def __init__(self, bus: BusClient) -> None:
         self.bus = bus
 
-    async def _call(self, name: str, request: Any) -> Any:
-        return await self.bus.call(_EP[name], request)
-
     async def allocate_subnet(self, request: m.SubnetAllocate) -> m.Subnet:
-        reply: m.SubnetReply = await self._call("subnet.allocate", request)
-        return reply.subnet
+        return (await self.bus.call(ep.SUBNET_ALLOCATE, request)).subnet
 
     async def allocate_subnets(self, requests: list[m.SubnetAllocate]) -> list[m.Subnet | DomainError | TransientError]:
         """``subnet.allocate`` for each request (its own context), in as few messages as fit."""
         out: list[m.Subnet | DomainError | TransientError] = []
         for chunk in _chunks(requests):
-            reply: m.SubnetAllocateManyReply = await self._call(
-                "subnet.allocate_many", m.SubnetAllocateMany(context=SYSTEM, requests=chunk)
-            )
+            reply = await self.bus.call(ep.SUBNET_ALLOCATE_MANY, m.SubnetAllocateMany(context=SYSTEM, requests=chunk))
             out += [r.subnet if r.subnet is not None else _error(r.error) for r in reply.results]
         return out
 
@@ -57,33 +53,28 @@ class IpamClient:
             body["gateway_ip"] = gateway[1]
         if pools is not None:
             body["allocation_pools"] = pools
-        reply: m.SubnetReply = await self._call("subnet.update", m.SubnetUpdate(**body))
-        return reply.subnet
+        return (await self.bus.call(ep.SUBNET_UPDATE, m.SubnetUpdate(**body))).subnet
 
     async def release_subnet(self, subnet_id: UUID) -> None:
-        await self._call("subnet.release", DeleteCommand(context=SYSTEM, id=subnet_id))
+        await self.bus.call(ep.SUBNET_RELEASE, DeleteCommand(context=SYSTEM, id=subnet_id))
 
     async def get_subnet(self, subnet_id: UUID) -> m.Subnet:
-        reply: m.SubnetReply = await self._call("subnet.get", ByIdCommand(context=SYSTEM, id=subnet_id))
-        return reply.subnet
+        return (await self.bus.call(ep.SUBNET_GET, ByIdCommand(context=SYSTEM, id=subnet_id))).subnet
 
     async def subnets(self, **filters: Any) -> list[m.Subnet]:
         """Every subnet allocation (matching ``filters``), read page by page."""
-        return [s for page in await self._pages("subnet.list", filters, PAGE) for s in page.subnets]
+        return [s for page in await self._pages(ep.SUBNET_LIST, filters, PAGE) for s in page.subnets]
 
     async def allocate_ip(
         self, ctx: CallContext, *, subnet_id: UUID, port_id: UUID, ip_address: str | None
     ) -> m.IpAllocation:
-        reply: m.IpAllocationReply = await self._call("ip.allocate", ip_request(ctx, subnet_id, port_id, ip_address))
-        return reply.allocation
+        return (await self.bus.call(ep.IP_ALLOCATE, ip_request(ctx, subnet_id, port_id, ip_address))).allocation
 
     async def allocate_ips(self, requests: list[m.IpAllocate]) -> list[m.IpAllocation | DomainError | TransientError]:
         """``ip.allocate`` for each request, in order, in as few messages as fit."""
         out: list[m.IpAllocation | DomainError | TransientError] = []
         for chunk in _chunks(requests):
-            reply: m.IpAllocateManyReply = await self._call(
-                "ip.allocate_many", m.IpAllocateMany(context=SYSTEM, requests=chunk)
-            )
+            reply = await self.bus.call(ep.IP_ALLOCATE_MANY, m.IpAllocateMany(context=SYSTEM, requests=chunk))
             out += [r.allocation if r.allocation is not None else _error(r.error) for r in reply.results]
         return out
 
@@ -95,22 +86,23 @@ class IpamClient:
             body["subnet_id"] = subnet_id
         if ip_address is not None:
             body["ip_address"] = ip_address
-        reply: m.IpAllocationList = await self._call("ip.release", m.IpRelease(**body))
-        return reply.allocations
+        return (await self.bus.call(ep.IP_RELEASE, m.IpRelease(**body))).allocations
 
     async def ips(self, **filters: Any) -> list[m.IpAllocation]:
         """Every address allocation (matching ``filters``), read page by page."""
-        return [a for page in await self._pages("ip.list", filters, PAGE * 4) for a in page.allocations]
+        return [a for page in await self._pages(ep.IP_LIST, filters, PAGE * 4) for a in page.allocations]
 
-    async def _pages(self, name: str, filters: dict[str, Any], limit: int) -> list[Any]:
+    async def _pages(
+        self, endpoint: Endpoint[PagedListCommand, Page], filters: dict[str, Any], limit: int
+    ) -> list[Page]:
         """All pages of a paged list; a page too large for the server's max payload is asked again
         with half the limit (a server configured below NATS's default 1 MB)."""
-        pages: list[Any] = []
+        pages: list[Page] = []
         marker: str | None = None
         while True:
             cmd = PagedListCommand(context=SYSTEM, filters=_filters(filters), limit=limit, marker=marker)
             try:
-                page = await self._call(name, cmd)
+                page = await self.bus.call(endpoint, cmd)
             except DomainError as exc:
                 if exc.type != "ReplyTooLarge" or limit == 1:
                     raise
@@ -121,16 +113,13 @@ class IpamClient:
                 return pages
 
     async def pools(self) -> list[m.SubnetPool]:
-        reply: m.SubnetPoolList = await self._call("subnetpool.list", ListCommand(context=SYSTEM))
-        return reply.subnetpools
+        return (await self.bus.call(ep.SUBNETPOOL.list, ListCommand(context=SYSTEM))).subnetpools
 
     async def scopes(self) -> list[m.AddressScope]:
-        reply: m.AddressScopeList = await self._call("address_scope.list", ListCommand(context=SYSTEM))
-        return reply.address_scopes
+        return (await self.bus.call(ep.ADDRESS_SCOPE.list, ListCommand(context=SYSTEM))).address_scopes
 
     async def scope(self, scope_id: UUID) -> m.AddressScope:
-        reply: m.AddressScopeReply = await self._call("address_scope.get", ByIdCommand(context=SYSTEM, id=scope_id))
-        return reply.address_scope
+        return (await self.bus.call(ep.ADDRESS_SCOPE.get, ByIdCommand(context=SYSTEM, id=scope_id))).address_scope
 
 
 def ip_request(ctx: CallContext, subnet_id: UUID, port_id: UUID, ip_address: str | None) -> m.IpAllocate:

@@ -1,19 +1,20 @@
 """Inside one subnet: CIDR checks, gateway and allocation-pool defaults, and port address allocation.
 
-``subnet_defaults`` implements the table of SPEC §3.2 with the validation of rules 45-47, including
-Neutron's IPv6 quirk (§9.12): a pool "any" allocation gets ``::1`` as gateway, an explicit CIDR gets the
-network address (subnet-router anycast).
+``subnet_defaults`` implements the table of docs/neutron.md#gateway-and-allocation-pools with the validation
+of rules 45-47.
 
 Deliberate differences from Neutron, each fixing a user-visible problem:
 
 * IPv4 /31 and /32 (RFC 3021 point-to-point and host routes) and IPv6 /127 and /128 get **no
   automatic gateway**, and their whole usable range is the allocation pool. Neutron picks network+1,
   which for a /31 is the last address and makes every pool "any" /31 fail with a confusing 409
-  ``IpamValueInvalid`` (§9.11), and for a /32 lies outside the subnet. For the same reason, the IPv4
+  ``IpamValueInvalid`` (docs/neutron.md#point-to-point-subnets), and for a /32 lies outside the subnet.
+  For the same reason, the IPv4
   network/broadcast rule ("Gateway is not valid on subnet", ``InvalidIpForSubnet``) applies only to
   prefixes up to /30: a /31 or /32 has no network or broadcast address, so an explicit gateway or
   port address anywhere in it is accepted.
-* The gateway is **reserved** in ``FreeAddresses``: an ordinary port cannot take it (§9.14).
+* The gateway is **reserved** in ``FreeAddresses``: an ordinary port cannot take it
+  (docs/neutron.md#the-gateway-address-is-reserved).
 * ``FreeAddresses.allocate`` hands out the lowest free address (Neutron's DHCP-port behaviour) rather
   than a random one of the first 1000: our allocations are serialised per subnet, so the random
   window that made Neutron's duplicate-key retries rare is not needed, and tests become deterministic.
@@ -42,7 +43,7 @@ UNSET = Unset.UNSET
 
 
 def validate_cidr(cidr_str: str, ip_version: int, *, enable_dhcp: bool) -> IPNetwork:
-    """Validate an explicit subnet ``cidr`` (SPEC rule 45); pool "any" requests skip this, as in Neutron."""
+    """Validate an explicit subnet ``cidr`` (rule 45); pool "any" requests skip this, as in Neutron."""
     net = parse_cidr(cidr_str, field="cidr")
     if net.version != ip_version:
         raise InvalidInput(f"cidr '{cidr_str}' does not match the ip_version '{ip_version}'", field="cidr")
@@ -71,16 +72,16 @@ def _no_net_bcast(cidr: IPNetwork) -> bool:
 
 
 def usable_range(cidr: IPNetwork) -> tuple[int, int] | None:
-    """First and last usable address as ints (SPEC §3.2), or None when nothing is usable (IPv6 /128)."""
+    """First and last usable address as ints, or None when nothing is usable (IPv6 /128)."""
     if cidr.version == 4:
         return (cidr.first + 1, cidr.last - 1) if _no_net_bcast(cidr) else (cidr.first, cidr.last)
     return (cidr.first + 1, cidr.last) if cidr.first < cidr.last else None
 
 
 def default_gateway(cidr: IPNetwork) -> IPAddress | None:
-    """The first address after the network's (§3.2), and none at all on /31-/32 and /127-/128 (module
+    """The first address after the network's, and none at all on /31-/32 and /127-/128 (module
     docstring). Neutron gives an IPv6 subnet made from an explicit cidr the subnet-router anycast
-    address (``::``) instead, but ``::1`` when the same subnet comes from a pool (SPEC §9.12); scopenet
+    address (``::``) instead, but ``::1`` when the same subnet comes from a pool; scopenet
     gives ``::1`` either way, which is also what the seed document shows for ``subnet-ip6-1``."""
     if cidr.prefixlen >= (31 if cidr.version == 4 else 127):
         return None
@@ -162,7 +163,9 @@ def subnet_defaults(
     allocation_pools: list[dict[str, str]] | None = None,
     from_pool_any: bool = False,
 ) -> tuple[IPAddress | None, list[IPRange]]:
-    """Gateway and allocation pools of a new subnet (SPEC §3.2), validated per rules 46-47.
+    """Gateway and allocation pools of a new subnet, validated per rules 46-47.
+
+    The defaults are the table of docs/neutron.md#gateway-and-allocation-pools.
 
     ``gateway_ip``: ``UNSET`` picks the default, ``None`` means no gateway, a string is validated.
     ``allocation_pools``: ``None`` derives them (usable range minus the gateway), a list is validated
@@ -194,7 +197,7 @@ class FreeAddresses:
     ``_starts[i]..._ends[i]`` are free; ``bisect`` finds the interval of an address, so allocation and
     release are O(log n) plus a memmove, and an IPv6 /64 is one interval, never enumerated. Only pool
     addresses are ever free: ``allocate`` hands out from the allocation pools, while ``allocate_specific``
-    may take any valid address of the subnet (SPEC rule 57), which is then tracked in ``_used`` only.
+    may take any valid address of the subnet (rule 57), which is then tracked in ``_used`` only.
     """
 
     def __init__(

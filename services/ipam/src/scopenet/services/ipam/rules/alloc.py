@@ -1,7 +1,7 @@
 """Prefix (subnet) allocation from a subnet pool: Neutron's best fit, plus an incremental equivalent.
 
 ``allocate`` / ``allocate_specific`` are the reference, a direct port of neutron ``ipam/subnet_alloc.py``
-``_get_available_prefix_list`` (SPEC §3.1 steps 5-7): ``IPSet(pool) - IPSet(used)``, compacted, cut into
+``_get_available_prefix_list`` (docs/neutron.md#prefix-allocation): ``IPSet(pool) - IPSet(used)``, compacted, cut into
 maximal CIDR blocks, sorted longest prefix first (smallest hole first, stable by address); an "any"
 request takes the lowest /L of the first block that fits. They rebuild the sets on every call, which is
 O(allocations) per request, exactly Neutron's cost.
@@ -13,7 +13,8 @@ canonical decomposition of a set of addresses is unique, which is why an increme
 stay identical to ``IPSet.compact()``.
 
 Deliberate difference from Neutron: running out of space, or asking for a CIDR that is taken or outside
-the pool, is a 409 ``SubnetAllocationError`` that says why (Neutron answers 500, SPEC §9.6).
+the pool, is a 409 ``SubnetAllocationError`` that says why (Neutron answers 500:
+docs/neutron.md#allocation-failures-are-409-not-500).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def allocate(pool: Sequence[IPNetwork], used: Sequence[IPNetwork], prefixlen: in
 
 
 def allocate_specific(pool: Sequence[IPNetwork], used: Sequence[IPNetwork], cidr: IPNetwork) -> IPNetwork:
-    """Grant ``cidr`` only if one free block holds all of it (SPEC §3.1 step 7), else say what is in the way."""
+    """Grant ``cidr`` only if one free block holds all of it (docs/neutron.md#prefix-allocation), else say why not."""
     canon = compact(pool)
     cidr = cidr.cidr
     _check_request_version(cidr, canon[0].version if canon else None)
@@ -105,7 +106,7 @@ def allocate_specific(pool: Sequence[IPNetwork], used: Sequence[IPNetwork], cidr
 
 
 def check_prefixlen(prefixlen: int, *, min_prefixlen: int, max_prefixlen: int, ip_version: int) -> None:
-    """Size check of an allocation request against the pool's bounds (SPEC rule 41), run before any search."""
+    """Size check of an allocation request against the pool's bounds (rule 41), run before any search."""
     _check_request_len(prefixlen, ip_version)
     if prefixlen > max_prefixlen:
         raise BadRequest(

@@ -1,4 +1,4 @@
-"""Rules that tie a new subnet to the other subnets of its network (SPEC rules 48 and 49).
+"""Rules that tie a new subnet to the other subnets of its network (rules 48 and 49, docs/neutron.md#network-affinity).
 
 Pure: the caller loads the network's subnets (under the network's lock) and asks.
 """

@@ -1,10 +1,10 @@
 """Subnet-pool prefix lists: parsing, bounds, growth/shrink rules, quota units and overlap reports.
 
 Neutron stores a pool's ``prefixes`` compacted (``cidr_merge``) and sorted, and allows a PUT only to grow
-them (SPEC §1.2, §2.C, §2.D, §2.E). These functions hold those rules so that the pool service, the
+them (docs/neutron.md#subnet-pools). These functions hold those rules so that the pool service, the
 ``add_prefixes``/``remove_prefixes`` actions and onboarding all give the same answers. Where Neutron
-answers 500 on bad input (invalid CIDR in ``add_prefixes``, §9.9; ``min_prefixlen=0``, §9.8) we answer 400
-or simply compute the value, on purpose.
+answers 500 on bad input (an invalid CIDR in ``add_prefixes``, ``min_prefixlen=0``) we answer 400 or
+simply compute the value, on purpose (docs/neutron.md#where-scopenet-differs).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def compact(nets: Iterable[IPNetwork]) -> list[IPNetwork]:
 
 
 def normalize_prefixes(raw: list[str], *, field: str = "prefixes") -> list[IPNetwork]:
-    """Validate a request's prefix list and return it compacted and sorted (SPEC rule 16).
+    """Validate a request's prefix list and return it compacted and sorted (rule 16).
 
     Duplicates are judged on the strings as sent, as neutron-lib's list validator does: "10.0.0.0/24"
     and "10.0.0.1/24" are distinct strings that merge into one prefix, and are accepted.
@@ -116,11 +116,12 @@ def _bounds_error(prefix_type: str, prefixlen: int, base_type: str, base_len: in
 def prefix_bounds(
     ip_version: int, *, min_prefixlen: int | None, max_prefixlen: int | None, default_prefixlen: int | None
 ) -> tuple[int, int, int]:
-    """Fill in and check ``(min, max, default)`` prefix lengths (SPEC rule 18, re-run on update per rule 26).
+    """Fill in and check ``(min, max, default)`` prefix lengths (rule 18, re-run on update per rule 26).
 
     Missing values default to 8/64, 32/128 and default = min. Unlike Neutron, which tests the given
     values for truthiness, ``None`` alone means "missing": ``min_prefixlen=0`` gives ``default=0``
-    instead of a 500 (§9.8). No check ties the bounds to the pool's prefix sizes (rule 19).
+    instead of a 500 (docs/neutron.md#min_prefixlen-0-works). No check ties the bounds to the pool's
+    prefix sizes (rule 19).
     """
     if ip_version not in MAX_PREFIXLEN:
         raise InvalidInput(f"Invalid IP version {ip_version}", field="ip_version")
@@ -142,7 +143,7 @@ def prefix_bounds(
 
 
 def check_prefix_update(old: Sequence[IPNetwork], new: Sequence[IPNetwork]) -> None:
-    """A PUT may only grow a pool: every old address must still be covered (SPEC rule 25)."""
+    """A PUT may only grow a pool: every old address must still be covered (rule 25)."""
     _check_same_version([*old, *new], field="prefixes")
     if not IPSet(old).issubset(IPSet(new)):
         raise BadRequest(
@@ -161,7 +162,7 @@ def merge_prefixes(old: Sequence[IPNetwork], added: Sequence[IPNetwork]) -> list
 def remove_prefixes(
     current: Sequence[IPNetwork], removed: Sequence[IPNetwork], allocated: Sequence[IPNetwork]
 ) -> list[IPNetwork]:
-    """Subtract address space from a pool (SPEC rule 34); partial blocks are allowed.
+    """Subtract address space from a pool (rule 34); partial blocks are allowed.
 
     A request that misses the pool entirely is a no-op, one touching any allocated subnet is refused
     as a whole. Like Neutron we let a pool lose every prefix; the service decides whether to allow that.
@@ -183,7 +184,7 @@ def remove_prefixes(
 
 
 def quota_units(cidr: IPNetwork) -> QuotaUnits:
-    """Size of a prefix in quota units (SPEC §3.3): IPv4 addresses, IPv6 /64s.
+    """Size of a prefix in quota units (docs/neutron.md#pool-quota): IPv4 addresses, IPv6 /64s.
 
     An IPv6 prefix longer than /64 is worth ``Fraction(1, 2**(len-64))`` so that sums stay exact: a
     float would drift, and rounding up to 1 would make a /127 cost as much as a /64.
@@ -197,7 +198,7 @@ def quota_units(cidr: IPNetwork) -> QuotaUnits:
 
 
 def used_units(cidrs: Iterable[IPNetwork]) -> QuotaUnits:
-    """Sum of ``quota_units``; the caller picks which subnets count (Neutron: the pool owner's, §9.1)."""
+    """Sum of ``quota_units``; the caller picks which subnets count (docs/neutron.md#pool-quota)."""
     total: QuotaUnits = 0
     for c in cidrs:
         total += quota_units(c)

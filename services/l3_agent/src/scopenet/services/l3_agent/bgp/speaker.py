@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from scopenet.bgp.bird import render
 from scopenet.contracts.bgp import BGP_STREAM, BGP_SUBJECTS, BgpSpeakerSpec
 from scopenet.runtime import log
+from scopenet.runtime.supervise import retry
 from scopenet.services.l3_agent.bgp.bird import Bird, BirdError
 
 _log = log.get("scopenet.bgp_speaker")
@@ -76,26 +77,22 @@ class SpeakerHost:
                 self.caught_up.set()
 
     async def _subscribe(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                info = await self.js.stream_info(BGP_STREAM)
-                self._sub = await self.js.subscribe(
-                    BGP_SUBJECTS,
-                    ordered_consumer=True,
-                    deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-                    cb=self._on,
-                )
-            except Exception as exc:  # no stream yet (topology creates it), NATS restarting
-                # Info, not warning: at a stack's start the agent usually comes up before topology.
-                _log.info("bgp_stream_waiting", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            if info.state.messages == 0:
-                self.caught_up.set()
-            self.bound.set()
-            return
+        async def subscribe() -> Any:
+            info = await self.js.stream_info(BGP_STREAM)
+            self._sub = await self.js.subscribe(
+                BGP_SUBJECTS,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                cb=self._on,
+            )
+            return info
+
+        # Until the stream exists (topology creates it) and NATS answers. Info, not warning: at a
+        # stack's start the agent usually comes up before topology.
+        info = await retry(subscribe, log=_log, event="bgp_stream_waiting", delay=0.1, max_delay=2.0, level="info")
+        if info.state.messages == 0:
+            self.caught_up.set()
+        self.bound.set()
 
     async def _apply_loop(self) -> None:
         while True:

@@ -1,6 +1,6 @@
 """IPAM schema: scopes, pools, prefixes, subnets, IP allocations, RBAC, outbox.
 
-Overlap is the database's business (STYLE 3). btree_gist is not available in every Postgres we
+Overlap is the database's business (docs/architecture.md#postgres). btree_gist is not available in every Postgres we
 run on (pgserver ships without contrib), so the "same scope" half of each exclusion constraint
 uses a core GiST opclass: the singleton range ``int8range(k, k, '[]')`` overlaps another only when
 the keys are equal. The key of a scope is its mark id; an unscoped pool's allocations are keyed by
@@ -40,7 +40,7 @@ CREATE TABLE subnetpools (
     max_prefixlen smallint NOT NULL,
     default_prefixlen smallint NOT NULL,
     default_quota integer CHECK (default_quota >= 0),
-    -- RESTRICT: a scope with pools cannot vanish under them (SPEC 9.3, whoever owns the pools)
+    -- RESTRICT: a scope with pools cannot vanish under them (whoever owns the pools: docs/neutron.md#in-use-checks-see-every-project)
     address_scope_id uuid REFERENCES address_scopes (id) ON DELETE RESTRICT,
     is_default boolean NOT NULL DEFAULT false,
     description text NOT NULL DEFAULT '',

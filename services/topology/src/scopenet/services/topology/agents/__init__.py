@@ -1,0 +1,1 @@
+"""L3 agents: heartbeats and liveness, router scheduling, router status reports."""

@@ -1,0 +1,1 @@
+"""BGP speakers and peers, and the BgpSpeakerSpecs computed from the RouterSpecs."""

@@ -1,0 +1,1 @@
+"""Floating IPs: the floating port through the port saga, and the association with a fixed port."""

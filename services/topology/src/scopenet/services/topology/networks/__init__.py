@@ -1,0 +1,1 @@
+"""Networks: CRUD, sharing and ``router:external`` (as wildcard RBAC entries), MTU rules."""

@@ -1,0 +1,1 @@
+"""Repairs what a crash between a topology write and an IPAM call left behind."""

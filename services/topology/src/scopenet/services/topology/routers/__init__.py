@@ -1,0 +1,1 @@
+"""Routers: CRUD, the external gateway port, interfaces; overlap and interface rules."""
