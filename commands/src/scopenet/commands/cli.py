@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from scopenet.services.l3_agent.settings import AgentSettings
 
 
-def _service_factory(name: str) -> Any:
-    return factory(name)
-
-
 _S = TypeVar("_S", bound=Settings)
 
 
@@ -186,12 +182,14 @@ def service(name: str, state_dir: Path | None) -> None:
     log.configure(level=settings.log_level, fmt=settings.log_format)
     from scopenet.runtime.process import serve_until_signalled
 
-    factory = _service_factory(name)
+    service_factory = factory(name)
     if name in services.DATAPATH and (problem := _datapath_problem()):
         raise SystemExit(problem)  # one line, before any server is started for it
     infrastructure = _nats_only if name in STATELESS else _infrastructure  # stateless: never a database
     with infrastructure(settings) as ep:
-        asyncio.run(serve_until_signalled(factory, settings, database_url=ep.database_url, nats_url=ep.nats_url))
+        asyncio.run(
+            serve_until_signalled(service_factory, settings, database_url=ep.database_url, nats_url=ep.nats_url)
+        )
 
 
 @cli.command()

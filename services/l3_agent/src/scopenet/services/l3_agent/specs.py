@@ -35,7 +35,6 @@ from scopenet.services.l3_agent.reconciler import Reconciler
 
 _log = log.get("scopenet.l3_agent.specs")
 
-DLQ_CONSUMER = AGENT_DLQ  # the permissions allow agents this dead-letter subject and no other
 MAX_DELIVER = 8
 SPECS = Counter("scopenet_l3_agent_specs_total", "RouterSpec messages read", ["result"])
 
@@ -57,7 +56,7 @@ class SpecConsumer(DurableConsumer[RouterSpec]):
             stream=ROUTERS_STREAM,
             durable=agent_durable(agent_id),
             subject=agent_filter(agent_id),
-            dlq=DLQ_CONSUMER,
+            dlq=AGENT_DLQ,  # the permissions allow agents this dead-letter subject and no other
             decode=self._decode,
             handler=self._desired,
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
