@@ -5,17 +5,21 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 #: Every distribution of the workspace, the shared libraries first (see pyproject.toml).
-LIBS     := contracts runtime bus store infra policy datapath netlink bgp
+LIBS     := contracts client runtime bus store infra policy datapath netlink bgp
 SERVICES := ipam topology api l3_agent
 DISTS    := $(LIBS:%=libs/%) $(SERVICES:%=services/%) commands
-HASH     := $(shell cat pyproject.toml constraints.txt $(DISTS:%=%/pyproject.toml) | sha1sum | cut -c1-12)
+HASH     := $(shell cat pyproject.toml constraints.txt $(DISTS:%=%/pyproject.toml) tests/node/package-lock.json | sha1sum | cut -c1-12)
 DEV      := $(VENV)/.dev-$(HASH)
 E2E      := $(VENV)/.e2e-$(HASH)
+#: Keystone (tests, `scopenet up --keystone`) in a venv of its own: its pins are not the workspace's.
+KEYSTONE_VENV := .venv-keystone
+KEYSTONE      := $(KEYSTONE_VENV)/.installed-$(shell sha1sum deploy/keystone/requirements.txt | cut -c1-12)
 
 .PHONY: demo test test-libs soak lint schemas docs clean install install-dev lock os-deps $(SERVICES:%=test-%)
 
-## Everything `make test` needs: the workspace, the real clients the whole-stack tests drive, npm's nats.
-install: $(E2E)
+## Everything `make test` needs: the workspace, the real clients the whole-stack tests drive, npm's
+## nats, and Keystone in its own venv.
+install: $(E2E) $(KEYSTONE)
 
 ## The workspace in editable mode with the dev tools: enough for unit tests and lint.
 install-dev: $(DEV)
@@ -32,9 +36,17 @@ $(DEV): pyproject.toml constraints.txt $(DISTS:%=%/pyproject.toml)
 
 $(E2E): $(DEV)
 	$(PIP) --group e2e
-	@# The Node.js publisher test (another system driving scopenet over NATS) needs npm's `nats`.
-	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --silent; \
+	@# The Node.js tests (another system driving scopenet over NATS, decoding its CloudEvents; the
+	@# AsyncAPI parser) need npm's `nats`, `cloudevents` and `@asyncapi/parser`; no install-time analytics.
+	@if command -v npm >/dev/null; then SCARF_ANALYTICS=false npm ci --prefix tests/node --no-audit --no-fund --silent; \
 	 else echo "scopenet: npm not found: tests/node cannot be installed (install Node.js 18+)"; fi
+	@touch $@
+
+$(KEYSTONE): deploy/keystone/requirements.txt
+	$(PYTHON) -m venv $(KEYSTONE_VENV)
+	$(KEYSTONE_VENV)/bin/pip install --quiet --disable-pip-version-check pip==26.3
+	$(KEYSTONE_VENV)/bin/pip install --quiet --disable-pip-version-check -r deploy/keystone/requirements.txt
+	@rm -f $(KEYSTONE_VENV)/.installed-*
 	@touch $@
 
 ## Re-pin every third-party version after changing a dependency: constraints.txt from a fresh resolution.
@@ -52,12 +64,14 @@ os-deps:
 	-@scripts/os-deps.sh
 
 ## The seed's walkthrough end to end on an embedded stack, with the connectivity table.
-demo: $(E2E) os-deps
-	$(BIN)/scopenet demo
+## `make demo DEMO_FLAGS=--keystone` runs it with Keystone's password credentials instead of tokens
+## (only then is Keystone's own venv built).
+demo: $(E2E) $(if $(findstring --keystone,$(DEMO_FLAGS)),$(KEYSTONE)) os-deps
+	$(BIN)/scopenet demo $(DEMO_FLAGS)
 
 ## Every test: each service's and library's own, contract, integration (real Postgres and NATS),
 ## datapath (root + netns), faults.
-test: $(E2E) os-deps
+test: $(E2E) $(KEYSTONE) os-deps
 	$(BIN)/pytest -q
 
 ## One service's own tests: seconds, no Postgres, no NATS, no root.
@@ -88,7 +102,8 @@ lint: $(DEV)
 	$(BIN)/python scripts/check_cycles.py
 	$(BIN)/python scripts/gen_docs.py --check
 
-## Regenerate proto/ from the pydantic contracts (a contract test fails when they drift).
+## Regenerate proto/ (JSON Schemas, index.json, the AsyncAPI document) from the pydantic contracts
+## (a contract test fails when they drift; tests/contract/test_asyncapi.py validates the AsyncAPI).
 schemas: $(DEV)
 	$(BIN)/python scripts/gen_schemas.py
 
@@ -97,4 +112,4 @@ docs: $(DEV)
 	$(BIN)/python scripts/gen_docs.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(KEYSTONE_VENV) .pytest_cache .mypy_cache .ruff_cache

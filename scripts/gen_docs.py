@@ -70,8 +70,8 @@ def render_subjects() -> str:
     # The stream and bucket names live in the contracts; importing them keeps this page in step.
     from scopenet.contracts.bgp import BGP_STREAM, BGP_SUBJECTS
     from scopenet.contracts.routerspec import AGENTS_BUCKET, ROUTERS_STREAM, agent_filter
-    from scopenet.contracts.subjects import EVENTS_SUBJECTS
-    from scopenet.contracts.topology import DLQ_STREAM, DLQ_SUBJECTS
+    from scopenet.contracts.subjects import EVENTS_STREAM, EVENTS_SUBJECTS
+    from scopenet.contracts.topology import ADVISORIES_STREAM, DLQ_STREAM, DLQ_SUBJECTS
 
     out = [
         "# NATS subjects",
@@ -109,7 +109,9 @@ def render_subjects() -> str:
         "## Events",
         "",
         f"Published through each service's transactional outbox to the stream `{index['events_stream']}`",
-        f"(subjects `{EVENTS_SUBJECTS}`), with `Nats-Msg-Id` set to the event id.",
+        f"(subjects `{EVENTS_SUBJECTS}`), with `Nats-Msg-Id` set to the event id and the CloudEvents 1.0",
+        "attributes as `ce-*` headers ([events.md](events.md#cloudevents)). All of this page, as one AsyncAPI 3.0",
+        "document: [`proto/asyncapi.json`](../proto/asyncapi.json) ([events.md](events.md#the-asyncapi-document)).",
         "",
     ]
     rows = [(f"`{e['subject']}`", f"`{e['type']}`", f"[schema](../proto/{e['schema']})") for e in index["events"]]
@@ -134,7 +136,13 @@ def render_subjects() -> str:
         (
             f"`{DLQ_STREAM}`",
             f"`{DLQ_SUBJECTS.replace('>', '<consumer>')}`",
-            "dead letters: a message a consumer could not handle, with the reason",
+            "dead letters: a message a consumer could not handle or never acknowledged, with the reason "
+            "([reliability.md](reliability.md#dead-letters))",
+        ),
+        (
+            f"`{ADVISORIES_STREAM}`",
+            f"`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{EVENTS_STREAM}.<consumer>`",
+            "the server's advisories about events no delivery acknowledged, until topology has dead-lettered each",
         ),
         (
             f"KV `{AGENTS_BUCKET}`",
@@ -258,6 +266,8 @@ def render_configuration() -> str:
         "Every setting is an environment variable. Settings are validated when a process starts, so a",
         "bad value stops it at once with the variable named, never at first use. Each service reads only",
         "its own class and the shared one. How to run the pieces: [operations.md](operations.md).",
+        "Tracing is configured with the standard OpenTelemetry variables (`OTEL_*`), not listed here:",
+        "see [operations.md](operations.md#traces).",
         "",
     ]
     seen: set[str] = set()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The OS tools scopenet's datapath needs (L3 agent, test instances, netns tests):
 #   nft + libnftables.so.1 (rulesets, applied in process), ip (namespaces), ping, conntrack,
-#   bird2 (the BGP speaker, and the external router of the BGP tests).
+#   bird2 (the BGP speaker, and the external router of the BGP tests),
+#   chromium (the browser the web UI's tests drive with Playwright; never a downloaded one).
 # Installs only what is missing, with apt-get, and only as root; says in one line what it does.
 # Usage: scripts/os-deps.sh [--check]   (--check: report what is missing, install nothing)
 set -euo pipefail
@@ -14,6 +15,7 @@ declare -A PROBE=(
   [iputils-ping]="ping"
   [conntrack]="conntrack"
   [bird2]="bird"
+  [chromium]="chromium"
 )
 
 have() {
@@ -27,7 +29,7 @@ have() {
 }
 
 missing=()
-for pkg in nftables libnftables1 iproute2 iputils-ping conntrack bird2; do
+for pkg in nftables libnftables1 iproute2 iputils-ping conntrack bird2 chromium; do
   have "${PROBE[$pkg]}" || missing+=("$pkg")
 done
 

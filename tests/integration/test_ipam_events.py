@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from scopenet.contracts import cloudevents
 from scopenet.contracts.subjects import EVENTS_STREAM
 from tests.integration.conftest import ADMIN, EventTap, Ipam, IpamFixtures, fails, new_id, project
+
+PROTO = Path(__file__).resolve().parents[2] / "proto"
+IPAM_RESOURCES = ("address_scope", "subnetpool", "subnet", "ip_allocation", "rbac_policy")
 
 
 def kinds(tap: EventTap, *ids: object) -> list[str]:
@@ -80,6 +87,19 @@ async def test_each_change_is_one_event(ipam: Ipam, mk: IpamFixtures, events: Ev
     info = await nats_client.jetstream().stream_info(EVENTS_STREAM)
     assert info.config.subjects == ["scopenet.v1.evt.>"]
 
+    # CloudEvents in binary mode on every one of them (docs/events.md#cloudevents)
+    for subject, headers, ev in events.events:
+        if subject.split(".")[3] not in IPAM_RESOURCES:
+            continue  # other services of the session publish too (topology_events tests cover theirs)
+        ce = cloudevents.parse(headers, json.dumps(ev).encode())
+        resource, action = subject.split(".")[3:5]
+        assert (ce.id, ce.source, ce.type) == (ev["id"], "/scopenet/ipam", f"org.scopenet.ipam.{resource}.{action}.v1")
+        assert ce.time == datetime.fromisoformat(ev["occurred_at"])
+        assert ce.datacontenttype == "application/json" and ce.data == ev
+        r = ev["resource"]
+        assert ce.subject == r.get("id", f"{r.get('subnet_id')}/{r.get('ip_address')}")
+        assert ce.schema_path is not None and (PROTO / ce.schema_path).is_file(), ce.dataschema
+
 
 async def test_refusals_publish_nothing(ipam: Ipam, mk: IpamFixtures, events: EventTap) -> None:
     alice, bob = project(), project()
@@ -111,8 +131,7 @@ async def test_refusals_publish_nothing(ipam: Ipam, mk: IpamFixtures, events: Ev
     await events.settle()
     # only the marker's own two events arrived since (from IPAM: other services of the session,
     # such as topology rescheduling routers of expired test agents, publish on their own)
-    ipam_resources = ("address_scope", "subnetpool", "subnet", "ip_allocation", "rbac_policy")
-    extra = [e for subject, _, e in events.events[before:] if subject.split(".")[3] in ipam_resources]
+    extra = [e for subject, _, e in events.events[before:] if subject.split(".")[3] in IPAM_RESOURCES]
     assert [e["type"] for e in extra] == ["scopenet.v1.address_scope.created", "scopenet.v1.address_scope.deleted"]
     assert all(e["resource"]["name"].startswith("marker-") for e in extra)
 

@@ -12,15 +12,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import nats
 import pytest
 from nats.js.api import StreamConfig
 
+from scopenet.contracts import cloudevents
 from scopenet.infra.select import Endpoints
 from scopenet.store.db import create_pool
-from scopenet.store.outbox import OUTBOX_DDL, OUTBOX_DEAD_DDL, OutboxRelay
+from scopenet.store.outbox import OUTBOX_DDL, OUTBOX_DEAD_DDL, OUTBOX_HEADERS_DDL, OutboxRelay, headers_json
 
 
 @dataclass
@@ -39,7 +41,8 @@ async def scratch(infra: Endpoints) -> AsyncIterator[Scratch]:
     schema, stream, subject = f"relay_{tag}", f"RELAY_{tag}", f"relaytest.{tag}"
     conn = await asyncpg.connect(infra.database_url)
     try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"; {OUTBOX_DDL} {OUTBOX_DEAD_DDL}')
+        await conn.execute(f'CREATE SCHEMA "{schema}"; SET search_path TO "{schema}"')
+        await conn.execute(OUTBOX_DDL + OUTBOX_DEAD_DDL + OUTBOX_HEADERS_DDL)
     finally:
         await conn.close()
     pool = await create_pool(infra.database_url, schema=schema, size=3)
@@ -101,3 +104,30 @@ async def test_oversized_event_is_parked_and_the_rest_flows(scratch: Scratch) ->
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_headers_of_a_row_are_published_as_they_are(scratch: Scratch) -> None:
+    """The CloudEvents (and trace) headers are written with the row and published unchanged, beside
+    its Nats-Msg-Id; a re-publish after a crash (the row still there) is the same message, dropped."""
+    js = scratch.js
+    relay = OutboxRelay(scratch.pool, js, schema=scratch.schema, batch=16, poll=30.0)  # type: ignore[arg-type]
+    event_id = str(uuid.uuid4())
+    when = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    headers = cloudevents.headers(
+        id=event_id, service="ipam", type="org.scopenet.ipam.subnet.created.v1", subject="s-1",
+        schema="schemas/events/subnet.created.json", time=when,
+    )  # fmt: skip
+    row = (event_id, f"{scratch.subject}.a", json.dumps({"n": 1}), headers_json({**headers, "traceparent": "00-x"}))
+    insert = (
+        "INSERT INTO outbox (event_id, subject, payload, headers) VALUES ($1, $2, $3::text::jsonb, $4::text::jsonb)"
+    )
+    await scratch.pool.execute(insert, *row)
+    assert await relay.publish_batch() == 1
+    await scratch.pool.execute(insert, *row)  # as if the relay had died before its DELETE committed
+    assert await relay.publish_batch() == 1
+    assert (await js.stream_info(scratch.stream)).state.messages == 1  # type: ignore[attr-defined]
+    msg = await js.get_msg(scratch.stream, 1)  # type: ignore[attr-defined]
+    assert msg.headers == {**headers, "traceparent": "00-x", "Nats-Msg-Id": event_id}
+    ce = cloudevents.parse(msg.headers, msg.data)
+    assert (ce.id, ce.time, ce.subject, ce.data) == (event_id, when, "s-1", {"n": 1})
+    assert ce.schema_path == "schemas/events/subnet.created.json"

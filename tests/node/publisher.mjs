@@ -1,7 +1,9 @@
 // A system that is not scopenet drives it over NATS using only proto/ (the JSON Schemas and
 // index of subjects): it creates a network and a subnet from a pool, receives the resulting
-// events, and sends a malformed command to see the error reply. It prints one JSON summary.
-import { connect, JSONCodec, StringCodec } from "nats";
+// events from JetStream and decodes them with npm's CloudEvents SDK (binary mode: the ce-*
+// headers), and sends a malformed command to see the error reply. It prints one JSON summary.
+import { HTTP } from "cloudevents";
+import { connect, DeliverPolicy, JSONCodec, StringCodec } from "nats";
 import { readFileSync } from "node:fs";
 
 const [natsUrl, poolId, projectId, protoDir] = process.argv.slice(2);
@@ -21,10 +23,27 @@ const auth = url.username
   ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) }
   : {};
 const nc = await connect({ servers: `${url.hostname}:${url.port}`, name: "node-publisher", ...auth });
+// The events, read from the stream (an ordered consumer from now on), each decoded twice: as
+// scopenet's JSON body and, from its headers, as a CloudEvent by the SDK (which validates it).
+const headersOf = (m) => Object.fromEntries((m.headers?.keys() ?? []).map((k) => [k, m.headers.get(k)]));
 const events = [];
-const sub = nc.subscribe("scopenet.v1.evt.>");
+const consumer = await nc.jetstream().consumers.get(index.events_stream, {
+  filterSubjects: ["scopenet.v1.evt.>"],
+  deliver_policy: DeliverPolicy.New,
+});
+const stream = await consumer.consume();
 (async () => {
-  for await (const m of sub) events.push({ subject: m.subject, body: jc.decode(m.data) });
+  for await (const m of stream) {
+    const headers = headersOf(m);
+    let cloudevent;
+    try {
+      const ce = HTTP.toEvent({ headers, body: sc.decode(m.data) });
+      cloudevent = { valid: ce.validate(), ...ce.toJSON() };
+    } catch (e) {
+      cloudevent = { valid: false, error: String(e), errors: e.errors ?? null };
+    }
+    events.push({ subject: m.subject, body: jc.decode(m.data), msgId: headers["Nats-Msg-Id"], cloudevent });
+  }
 })();
 
 async function call(tail, body) {
@@ -53,6 +72,11 @@ const seen = () => ({
 });
 while (Date.now() < deadline && !(seen().network && seen().subnet)) await new Promise((r) => setTimeout(r, 50));
 
+const cloudevent = (tail, id) => {
+  const e = events.find((e) => e.subject.endsWith(tail) && e.body.resource?.id === id);
+  return e ? { ...e.cloudevent, nats_msg_id: e.msgId, body_id: e.body.id } : null;
+};
+
 console.log(JSON.stringify({
   network: { code: network.code, id: netId, ipv4_address_scope: network.body.network?.ipv4_address_scope ?? null },
   subnet: { code: subnet.code, id: subnetId, cidr: subnet.body.subnet?.cidr, pool: subnet.body.subnet?.subnetpool_id },
@@ -60,5 +84,10 @@ console.log(JSON.stringify({
   event_subjects: [...new Set(events.map((e) => e.subject))].sort(),
   unknown_field: { code: unknownField.code, error: unknownField.body.error },
   not_json: notJson,
+  cloudevents: {
+    network: cloudevent(".evt.network.created", netId),
+    subnet: cloudevent(".evt.subnet.created", subnetId),
+  },
 }));
+stream.stop();
 await nc.drain();

@@ -46,7 +46,7 @@ def decode(msg: Any) -> Event:
 def letters(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, str]]:
     out: list[tuple[Any, str]] = []
 
-    async def dead_letter(js: Any, msg: Any, *, consumer: str, dlq: str, reason: str) -> None:
+    async def dead_letter(js: Any, msg: Any, *, consumer: str, dlq: str, reason: str, log: Any = None) -> None:
         out.append((msg, reason))
         msg.done.append(("term", None))
 

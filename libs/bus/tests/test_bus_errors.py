@@ -86,3 +86,8 @@ def test_a_garbled_body_still_gives_code_and_text() -> None:
     back = decode_error(b"not json", {ERROR_CODE_HEADER: "409", ERROR_HEADER: "taken"})
     assert isinstance(back, Conflict) and (back.type, back.message) == ("Error", "taken")
     assert isinstance(decode_error(b"{}", {ERROR_CODE_HEADER: "503"}), TransientError)
+
+
+def test_a_garbled_code_is_a_500_not_a_crash() -> None:
+    back = decode_error(b"not json", {ERROR_CODE_HEADER: "teapot", ERROR_HEADER: "odd"})
+    assert (back.code, back.message) == (500, "odd")

@@ -13,10 +13,18 @@ import pytest
 
 from scopenet.bus import natsauth
 from scopenet.contracts import permissions as perm
+from scopenet.contracts.agent_endpoints import KERNEL_RULE
 from scopenet.contracts.bgp import speaker_subject
 from scopenet.contracts.errors import InvalidInput, NotAuthorized
 from scopenet.contracts.routerspec import AGENTS_BUCKET, ROUTERS_STREAM, agent_durable, agent_filter, router_subject
-from scopenet.contracts.subjects import ALL_ENDPOINTS, ALL_EVENTS, IPAM_ENDPOINTS, IPAM_EVENTS, TOPOLOGY_ENDPOINTS
+from scopenet.contracts.subjects import (
+    AGENT_ENDPOINTS,
+    ALL_ENDPOINTS,
+    ALL_EVENTS,
+    IPAM_ENDPOINTS,
+    IPAM_EVENTS,
+    TOPOLOGY_ENDPOINTS,
+)
 from scopenet.contracts.topology import dlq_subject
 
 RID = str(uuid.uuid4())
@@ -52,7 +60,10 @@ def test_events_are_published_by_their_service_only() -> None:
 
 def test_api_sends_commands_and_nothing_else() -> None:
     api = perm.api()
-    assert all(perm.may_publish(api, ep.subject) for ep in ALL_ENDPOINTS if ep.subject != STATUS)
+    commands = [ep for ep in ALL_ENDPOINTS if ep.subject != STATUS and ep not in AGENT_ENDPOINTS]
+    assert all(perm.may_publish(api, ep.subject) for ep in commands)
+    for subject in (KERNEL_RULE.pattern, KERNEL_RULE.sender_subject("node-a")):
+        assert not perm.may_publish(api, subject), "only topology asks agents for kernel evidence"
     for subject in (STATUS, REPORT.sender_subject("node-a"), REPORT.pattern):
         assert not perm.may_publish(api, subject), "router status reports are the agents' to send"
     for subject in (
@@ -97,7 +108,11 @@ def test_an_agent_reads_and_writes_only_what_is_its_own() -> None:
     assert not perm.may_subscribe(A, router_subject("node-b", RID))
     assert not perm.may_subscribe(A, "_INBOX.l3-agent-node-b.x")
     assert not perm.may_subscribe(A, "_INBOX.>")
-    assert A.subscribe == ("_INBOX.l3-agent-node-a.>",) and B.subscribe == ("_INBOX.l3-agent-node-b.>",)
+    assert A.subscribe == ("_INBOX.l3-agent-node-a.>", KERNEL_RULE.sender_subject("node-a"))
+    assert B.subscribe == ("_INBOX.l3-agent-node-b.>", KERNEL_RULE.sender_subject("node-b"))
+    assert not perm.may_subscribe(A, KERNEL_RULE.sender_subject("node-b")), "it serves its own routers' evidence only"
+    assert not perm.may_subscribe(A, KERNEL_RULE.pattern)
+    assert perm.may_publish(perm.topology(), KERNEL_RULE.sender_subject("node-b")), "topology asks any agent"
 
 
 def test_an_agent_reports_on_its_own_subject_only() -> None:
@@ -118,8 +133,8 @@ def test_an_agent_reports_on_its_own_subject_only() -> None:
     assert refused.value.field == "agent_id"
     with pytest.raises(InvalidInput):  # not one subject token: it could not be anyone's subject
         REPORT.sender_subject("node-a.*")
-    for ep in ALL_ENDPOINTS:  # every other command: one subject, sent and served as is
-        if ep is not REPORT:
+    for ep in ALL_ENDPOINTS:  # every other command but the agents' own: one subject, sent and served as is
+        if ep is not REPORT and ep not in AGENT_ENDPOINTS:
             assert ep.sender is None and ep.pattern == ep.subject
 
 

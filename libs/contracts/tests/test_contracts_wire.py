@@ -34,6 +34,8 @@ from scopenet.contracts.subjects import ALL_ENDPOINTS, ALL_EVENTS, IPAM_ENDPOINT
 _SHARED_TYPES = {
     "scopenet.v1.topology.router.add_router_interface": "scopenet.topology.v1.router.interface",
     "scopenet.v1.topology.router.remove_router_interface": "scopenet.topology.v1.router.interface",
+    "scopenet.v1.topology.router.add_extraroutes": "scopenet.topology.v1.router.extraroutes",
+    "scopenet.v1.topology.router.remove_extraroutes": "scopenet.topology.v1.router.extraroutes",
     "scopenet.v1.topology.router_status.report": "scopenet.v1.router_status.report",
 }
 

@@ -58,10 +58,10 @@ table inet scopenet_router {
     meta nfproto ipv6 oifname "qg-ext" meta mark != 0x04020000/16 counter drop
   }
   chain nat_prerouting { type nat hook prerouting priority dstnat; policy accept;
-    ip daddr 203.0.113.80 dnat ip to 198.51.100.3
+    ip daddr 203.0.113.80 counter dnat ip to 198.51.100.3
   }
   chain nat_output { type nat hook output priority -100; policy accept;
-    ip daddr 203.0.113.80 dnat ip to 198.51.100.3
+    ip daddr 203.0.113.80 counter dnat ip to 198.51.100.3
   }
   chain nat_postrouting { type nat hook postrouting priority srcnat; policy accept;
     meta nfproto ipv4 iifname != "qg-ext" oifname != "qg-ext" ct status & dnat == 0 counter accept
@@ -71,7 +71,7 @@ table inet scopenet_router {
     jump float_snat
     oifname "qg-ext" ct mark 0x04010000/16 counter accept
     oifname "qg-ext" counter snat ip to 203.0.113.66
-    meta mark & 0x0000ffff != 0x00000002 ct status dnat snat ip to 203.0.113.66
+    meta mark & 0x0000ffff != 0x00000002 ct status dnat counter snat ip to 203.0.113.66
   }
   chain float_snat { ip saddr 198.51.100.3 counter snat ip to 203.0.113.80
   }
@@ -149,7 +149,7 @@ def test_snat_disabled_filters_the_gateway_and_never_snats() -> None:
     assert chain(spec, "mangle_postrouting") == []
     assert chain(spec, "l3_snat") == [
         "jump float_snat",
-        "meta mark & 0x0000ffff != 0x00000002 ct status dnat snat ip to 203.0.113.66",
+        "meta mark & 0x0000ffff != 0x00000002 ct status dnat counter snat ip to 203.0.113.66",
     ]
 
 
@@ -161,7 +161,7 @@ def test_unscoped_gateway_snats_everything_like_neutron() -> None:
     assert chain(spec, "l3_snat") == [
         "jump float_snat",
         f'oifname "{QG}" counter snat ip to 203.0.113.66',
-        "meta mark & 0x0000ffff != 0x00000002 ct status dnat snat ip to 203.0.113.66",
+        "meta mark & 0x0000ffff != 0x00000002 ct status dnat counter snat ip to 203.0.113.66",
     ]
 
 
@@ -171,7 +171,7 @@ def test_floating_ip_in_the_gateway_scope_needs_no_mark_rules() -> None:
     spec = spec.model_copy(update={"floating_ips": [fip]})
     assert chain(spec, "floatingip") == [] and chain(spec, "mangle_forward") == []
     assert chain(spec, "float_snat_mangle") == ["ct mark 0x00000000/16 ct mark set meta mark & 0xffff0000"]
-    assert chain(spec, "nat_prerouting") == ["ip daddr 203.0.113.80 dnat ip to 198.51.100.3"]
+    assert chain(spec, "nat_prerouting") == ["ip daddr 203.0.113.80 counter dnat ip to 198.51.100.3"]
 
 
 def test_router_without_gateway_only_separates_scopes() -> None:

@@ -52,7 +52,9 @@ class FakeNats:
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     is_connected: bool = True
 
-    async def request(self, subject: str, payload: bytes, timeout: float | None = None) -> Any:
+    async def request(
+        self, subject: str, payload: bytes, timeout: float | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
         body = json.loads(payload)
         self.sent.append((subject, body))
         try:
@@ -90,6 +92,13 @@ def api(served: Api) -> Api:
 
 
 RESOURCES = build_resources(Gateway(timeout=1.0))
+
+
+def _coll(r: Any) -> str:
+    """The collection's path, a sub-resource's parent named by some id."""
+    return r.collection.format(**{r.parent: uuid.uuid4()}) if r.parent else r.collection
+
+
 WRITABLE = [r for r in RESOURCES if r.writable]
 
 
@@ -147,22 +156,22 @@ async def expect_400(response: Any, words: str) -> None:
 
 @pytest.mark.parametrize("r", [pytest.param(r, id=r.collection) for r in WRITABLE])
 async def test_unknown_attributes_are_named(api: Api, r: Resource) -> None:
-    await expect_400(await api.client.post(f"/v2.0/{r.collection}", json=body_with(r, {"bogus": 1})), "'bogus'")
-    path = f"/v2.0/{r.collection}/{uuid.uuid4()}"
+    await expect_400(await api.client.post(f"/v2.0/{_coll(r)}", json=body_with(r, {"bogus": 1})), "'bogus'")
+    path = f"/v2.0/{_coll(r)}/{uuid.uuid4()}"
     await expect_400(await api.client.put(path, json={r.singular: {"bogus": 1}}), "'bogus'")
     assert api.bus.sent == []
 
 
 @pytest.mark.parametrize(("r", "attr"), cases(lambda a: not a.post))
 async def test_read_only_on_post(api: Api, r: Resource, attr: Attr) -> None:
-    response = await api.client.post(f"/v2.0/{r.collection}", json={r.singular: {attr.name: valid(attr)}})
+    response = await api.client.post(f"/v2.0/{_coll(r)}", json={r.singular: {attr.name: valid(attr)}})
     await expect_400(response, f"Attribute '{attr.name}' not allowed in POST")
     assert api.bus.sent == []
 
 
 @pytest.mark.parametrize(("r", "attr"), cases(lambda a: not a.put))
 async def test_read_only_on_put(api: Api, r: Resource, attr: Attr) -> None:
-    response = await api.client.put(f"/v2.0/{r.collection}/{uuid.uuid4()}", json={r.singular: {attr.name: valid(attr)}})
+    response = await api.client.put(f"/v2.0/{_coll(r)}/{uuid.uuid4()}", json={r.singular: {attr.name: valid(attr)}})
     await expect_400(response, f"Cannot update read-only attribute {attr.name}")
     assert api.bus.sent == []
 
@@ -171,7 +180,7 @@ async def test_read_only_on_put(api: Api, r: Resource, attr: Attr) -> None:
 async def test_required_attributes_are_named(api: Api, r: Resource, attr: Attr) -> None:
     body = body_with(r, {})
     del body[r.singular][attr.name]
-    await expect_400(await api.client.post(f"/v2.0/{r.collection}", json=body), f"'{attr.name}' not specified")
+    await expect_400(await api.client.post(f"/v2.0/{_coll(r)}", json=body), f"'{attr.name}' not specified")
     assert api.bus.sent == []
 
 
@@ -179,9 +188,9 @@ async def test_required_attributes_are_named(api: Api, r: Resource, attr: Attr) 
 async def test_values_that_do_not_convert_are_named(api: Api, r: Resource, attr: Attr) -> None:
     item = {r.singular: {attr.name: invalid(attr)}}
     if attr.post:
-        response = await api.client.post(f"/v2.0/{r.collection}", json=item)
+        response = await api.client.post(f"/v2.0/{_coll(r)}", json=item)
     else:
-        response = await api.client.put(f"/v2.0/{r.collection}/{uuid.uuid4()}", json=item)
+        response = await api.client.put(f"/v2.0/{_coll(r)}/{uuid.uuid4()}", json=item)
     await expect_400(response, f"Invalid input for {attr.name}. Reason:")
     assert api.bus.sent == []
 
@@ -209,7 +218,7 @@ def _non_default(attr: Attr) -> Any:
 
 @pytest.mark.parametrize(("r", "attr"), cases(lambda a: a.admin_post))
 async def test_admin_only_on_create(api: Api, r: Resource, attr: Attr) -> None:
-    url = f"/v2.0/{r.collection}"
+    url = f"/v2.0/{_coll(r)}"
     response = await api.client.post(url, json=body_with(r, {attr.name: _non_default(attr)}), headers=MEMBER)
     assert response.status == 403
     assert f"rule:create_{r.singular}:{attr.name}" in (await response.json())["NeutronError"]["message"]
@@ -232,10 +241,10 @@ async def test_admin_only_on_update_is_404_on_what_the_member_cannot_see(api: Ap
 
     api.bus.answer = answer
     item = {r.singular: {attr.name: _non_default(attr)}}
-    response = await api.client.put(f"/v2.0/{r.collection}/{mine}", json=item, headers=MEMBER)
+    response = await api.client.put(f"/v2.0/{_coll(r)}/{mine}", json=item, headers=MEMBER)
     assert response.status == 403
     assert f"rule:update_{r.singular}:{attr.name}" in (await response.json())["NeutronError"]["message"]
-    response = await api.client.put(f"/v2.0/{r.collection}/{hidden}", json=item, headers=MEMBER)
+    response = await api.client.put(f"/v2.0/{_coll(r)}/{hidden}", json=item, headers=MEMBER)
     assert response.status == 404 and (await response.json())["NeutronError"]["type"] == r.not_found_type
     assert {s.rsplit(".", 1)[1] for s, _ in api.bus.sent} == {"get"}  # looked, never updated
 

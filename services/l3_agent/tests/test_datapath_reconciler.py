@@ -380,7 +380,7 @@ async def test_a_floating_ip_removed_and_added_again(fake: FakeKernel) -> None:
             "add address 203.0.113.80/32 dev qg-9e3c1d2a-7b",
             "announce 2001:db8::66 203.0.113.66 203.0.113.80 on qg-9e3c1d2a-7b",  # neighbours learn it at once
         ]
-        assert "ip daddr 203.0.113.80 dnat ip to 198.51.100.3" in _nft(fake)
+        assert "ip daddr 203.0.113.80 counter dnat ip to 198.51.100.3" in _nft(fake)
 
 
 async def test_snat_off_changes_the_table_alone(fake: FakeKernel) -> None:

@@ -52,7 +52,8 @@ async def api_server(
     ipam_running: Running, topology_running: TopologyRunning, infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningApi]:
     path = Path(tmp_path_factory.mktemp("api")) / "tokens.yaml"
-    path.write_text(yaml.safe_dump({"tokens": {t: {"project_id": p, "roles": r} for t, p, r in TOKENS.values()}}))
+    tokens = {t: {"project_id": p, "roles": r, "user_id": f"user-{who}"} for who, (t, p, r) in TOKENS.items()}
+    path.write_text(yaml.safe_dump({"tokens": tokens}))
     settings = ApiSettings(nats_url=infra.nats_url, api_port=0, health_port=0, tokens_file=path, request_timeout=10)
     async with api_service(settings, nats_url=infra.nats_url) as running:
         yield running

@@ -272,6 +272,8 @@ class Isolation(RuleBasedStateMachine):
         self.truth = Truth({kind: {} for kind in KINDS})
         self.touched: set[str] = set(KINDS)
         self.steps = 0
+        self.forwardings: list[tuple[str, str]] = []
+        """(floating IP, port forwarding) made by this run."""
 
     # ------------------------------------------------------------ helpers
 
@@ -781,6 +783,30 @@ class Isolation(RuleBasedStateMachine):
         self.unchanged("subnetpool", id_, before, call)
         self.touched.add("subnetpool")
 
+    @rule(data=st.data(), who=st.sampled_from(WHO))
+    @guarded
+    def onboard(self, data: st.DataObject, who: str) -> None:
+        """``onboard_network_subnets``: any caller, any pool and network (its own, another's, gone).
+        The pool's rules first (404 unseen, 403 not its owner), then the network's (the same); a
+        project never moves another project's network's subnets."""
+        pool, net = self.pick(data, "subnetpool"), self.pick(data, "network")
+        before = self.truth.get("subnetpool", pool)
+        call = self.call("PUT", f"/v2.0/subnetpools/{pool}/onboard_network_subnets", who, {"network_id": net})
+        outcome = write_outcome(self.truth, who, "subnetpool", pool, "update")
+        if outcome == ALLOWED and who != "admin":
+            if not self.truth.sees(who, "network", net):
+                outcome = frozenset({404})
+            elif self.truth.net_owner(net) != PROJECT[who]:
+                outcome = frozenset({403})
+        if outcome == ALLOWED:
+            outcome = ALLOWED | {404}  # the network may be unknown
+        expect(call, outcome, "onboard_network_subnets")
+        if call.status == 200:
+            assert isinstance(call.reply, list), str(call)
+            assert who == "admin" or self.truth.net_owner(net) == PROJECT[who], f"another's network: {call}"
+        self.unchanged("subnetpool", pool, before, call)
+        self.touched.update({"subnetpool", "subnet", "network"})
+
     @rule(data=st.data(), who=st.sampled_from(WHO), add=st.booleans())
     @guarded
     def router_interface(self, data: st.DataObject, who: str, add: bool) -> None:
@@ -808,6 +834,40 @@ class Isolation(RuleBasedStateMachine):
                 ), f"a subnet neither mine nor shared with me by name: {call}"
         self.unchanged("router", router, before, call)
         self.touched.update({"router", "port", "subnet"})
+
+    @rule(data=st.data(), who=st.sampled_from(WHO))
+    @guarded
+    def router_routes(self, data: st.DataObject, who: str) -> None:
+        """Extra routes: ``routes`` on PUT, ``add_extraroutes``/``remove_extraroutes``; next hops on
+        one of the router's subnets or anywhere, destinations good or not as Neutron takes them."""
+        router = self.pick(data, "router")
+        subnet = self.truth.get("subnet", self.pick(data, "subnet")) or {}
+        base = str(subnet.get("cidr") or "10.99.0.0/24").split("/")[0]
+        hop = data.draw(
+            st.sampled_from([base[:-1] + "10" if base.endswith(".0") else base + "10", "10.99.0.10", "nope", ""]),
+            label="nexthop",
+        )
+        dst = data.draw(
+            st.sampled_from(["172.30.0.0/16", "0.0.0.0/0", "172.30.0.1/16", "127.0.0.0/8", "x"]), label="dst"
+        )
+        routes: Any = [{"destination": dst, "nexthop": hop}] * data.draw(st.integers(0, 2), label="copies")
+        malformed = data.draw(st.integers(0, 9), label="malformed") == 0
+        if malformed:
+            routes = data.draw(st.sampled_from([None, "r", [{"destination": dst}], [1]]), label="shape")
+        verb = data.draw(st.sampled_from(["set", "add_extraroutes", "remove_extraroutes"]), label="verb")
+        before = self.truth.get("router", router)
+        outcome = write_outcome(self.truth, who, "router", router, "update")
+        if verb == "set":
+            call = self.call("PUT", f"/v2.0/routers/{router}", who, {"router": {"routes": routes}})
+            if malformed:  # a PUT body's attributes are checked before the object is looked up (Neutron)
+                outcome = outcome | {400}
+        else:
+            call = self.call("PUT", f"/v2.0/routers/{router}/{verb}", who, {"router": {"routes": routes}})
+        expect(call, outcome, f"routes ({verb})")
+        if call.status == 200:
+            assert isinstance(call.reply["router"]["routes"], list), str(call)
+        self.unchanged("router", router, before, call)
+        self.touched.add("router")
 
     @rule(data=st.data(), who=st.sampled_from(WHO))
     @guarded
@@ -846,6 +906,111 @@ class Isolation(RuleBasedStateMachine):
             assert self.truth.owner("port", port) == PROJECT[who], f"a floating IP on another's port: {call}"
         self.unchanged("floatingip", fip, before, call)
         self.touched.add("floatingip")
+
+    # ------------------------------------------------------------ quotas (docs/neutron.md#quotas)
+
+    @rule(data=st.data(), who=st.sampled_from(WHO))
+    @guarded
+    def port_forwarding(self, data: st.DataObject, who: str) -> None:
+        """A floating IP's port forwardings (a sub-resource): any caller, any floating IP (its own,
+        another's, gone) and internal port; a project reaches only its own floating IPs'
+        forwardings, and forwards only to its own ports."""
+        fip = self.pick(data, "floatingip")
+        verb = data.draw(st.sampled_from(["create", "list", "show", "update", "delete"]), label="pf verb")
+        index = data.draw(st.integers(0, 1 << 16), label="pf index")
+        known = [pf for f, pf in self.forwardings if f == fip]
+        pf = known[index % len(known)] if known and index % 8 else str(uuid.uuid4())
+        base = f"/v2.0/floatingips/{fip}/port_forwardings"
+        sees = self.truth.sees(who, "floatingip", fip)
+        owner = self.truth.owner("floatingip", fip)
+        if verb == "create":
+            port = self.pick(data, "port")
+            fixed = (self.truth.get("port", port) or {}).get("fixed_ips") or [{"ip_address": "10.99.0.7"}]
+            ext = data.draw(st.sampled_from([22, 80, 8080, "5000:5009", 0, "9:1"]), label="external")
+            inner: dict[str, Any] = {"external_port_range" if isinstance(ext, str) else "external_port": ext}
+            body = {
+                "protocol": data.draw(st.sampled_from(["tcp", "udp", "icmp", "bogus"]), label="protocol"),
+                "internal_port_id": port,
+                "internal_ip_address": fixed[0]["ip_address"],
+                "internal_port": data.draw(st.sampled_from([22, 80]), label="internal"),
+                **inner,
+            }
+            call = self.call("POST", base, who, {"port_forwarding": body})
+            if who == "reader":
+                expect(call, {400, 403}, "a reader creates nothing")
+            elif not sees:
+                expect(call, {400, 404}, "a port forwarding on a floating IP the caller cannot see")
+            else:
+                expect(call, ALLOWED | {404}, "port forwarding create")
+            if call.status == 201:
+                self.forwardings.append((fip, call.reply["port_forwarding"]["id"]))
+                if who != "admin":
+                    assert owner == PROJECT[who], f"a port forwarding on another's floating IP: {call}"
+                    assert self.truth.owner("port", port) == PROJECT[who], f"forwarded to another's port: {call}"
+        elif verb == "list":
+            call = self.call("GET", base, who)
+            expect(call, {200} if sees else {404}, "port forwardings of a floating IP")
+            if call.status == 200 and who != "admin":
+                assert owner == PROJECT[who], f"another's port forwardings listed: {call}"
+        elif verb == "show":
+            call = self.call("GET", f"{base}/{pf}", who)
+            expect(call, {200, 404} if sees else {404}, "one port forwarding")
+        else:
+            before = self.call("GET", f"{base}/{pf}", "admin").status
+            if verb == "update":
+                change = {"description": f"fuzz-pf-{serial()}", "external_port": data.draw(st.sampled_from([23, 0]))}
+                call = self.call("PUT", f"{base}/{pf}", who, {"port_forwarding": change})
+            else:
+                call = self.call("DELETE", f"{base}/{pf}", who)
+            if not sees or before == 404:
+                expect(call, {400, 404}, f"port forwarding {verb} out of reach")
+            elif who == "reader":
+                expect(call, {400, 403}, f"a reader's port forwarding {verb}")
+            else:
+                expect(call, ALLOWED | {404}, f"port forwarding {verb}")
+            if call.status in (403, 404) and before == 200:
+                after = self.call("GET", f"{base}/{pf}", "admin").status
+                assert after == 200, f"a refused {verb} changed a port forwarding: {call}"
+        self.touched.add("floatingip")
+
+    @rule(
+        who=st.sampled_from(WHO),
+        of=st.sampled_from(PROJECTS),
+        path=st.sampled_from(["", "/default", "/details"]),
+    )
+    @guarded
+    def read_quotas(self, who: str, of: str, path: str) -> None:
+        """Only one's own project's, and its usage counts exactly what the project owns."""
+        call = self.call("GET", f"/v2.0/quotas/{PROJECT[of]}{path}", who)
+        if who != "admin" and PROJECT[of] != PROJECT[who]:
+            expect(call, {403}, "another project's quotas")
+            return
+        expect(call, {200}, "quotas the caller may read")
+        if path == "/details":
+            used = {k: v["used"] + v["reserved"] for k, v in call.reply["quota"].items()}
+            for kind in KINDS:
+                want = sum(1 for i in self.truth.items[kind].values() if i.get("project_id") == PROJECT[of])
+                assert used[kind] == want, f"{of} is said to use {used[kind]} {kind} and owns {want}: {call}"
+
+    @rule(data=st.data(), who=st.sampled_from(WHO), of=st.sampled_from(PROJECTS), reset=st.booleans())
+    @guarded
+    def write_quotas(self, data: st.DataObject, who: str, of: str, reset: bool) -> None:
+        """Limits that never bite (-1, far above usage), malformed ones and resets; a project may do none."""
+        target = PROJECT[of] if data.draw(st.booleans(), label="known project") else uuid.uuid4().hex
+        if reset:
+            call = self.call("DELETE", f"/v2.0/quotas/{target}", who)
+            expect(call, {204, 404} if who == "admin" else {403}, "quota reset")
+            return
+        name = data.draw(st.sampled_from([*KINDS, "security_group"]), label="resource")
+        value = data.draw(st.sampled_from([-1, 100000, "5000", -2, "x", None]), label="limit")
+        call = self.call("PUT", f"/v2.0/quotas/{target}", who, {"quota": {name: value}})
+        if who != "admin":
+            expect(call, {403}, "a project sets quotas")
+        elif name not in KINDS or value in (-2, "x", None):
+            expect(call, {400}, "a malformed limit")
+        else:
+            expect(call, {200}, "a limit that never bites")
+            assert call.reply["quota"][name] == int(value), str(call)
 
     # ------------------------------------------------------------ reads
 
@@ -953,6 +1118,8 @@ class Isolation(RuleBasedStateMachine):
         except AssertionError:
             return
         mine = {k: set(v) & set(truth.items[k]) for k, v in self.mine.items()}
+        for fip, pf in self.forwardings:
+            self.api("DELETE", f"/v2.0/floatingips/{fip}/port_forwardings/{pf}", "admin")
         for fip in mine["floatingip"]:
             self.api("DELETE", f"/v2.0/floatingips/{fip}", "admin")
         for router in mine["router"]:

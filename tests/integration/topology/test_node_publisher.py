@@ -1,36 +1,27 @@
 """Another system, in another language, drives scopenet over NATS with nothing but proto/.
 
 A Node.js program (npm package ``nats``, tests/node) creates a network and a subnet from a pool,
-receives the resulting events, and gets clear error replies for malformed commands.
+receives the resulting events from JetStream, decodes them with npm's ``cloudevents`` SDK (the
+``ce-*`` headers, binary mode), and gets clear error replies for malformed commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
 from scopenet.infra.select import Endpoints
 from tests.integration.topology.conftest import Build
+from tests.node_tools import NODE_DIR, node_with_packages
 
-NODE_DIR = Path(__file__).resolve().parents[2] / "node"
 PROTO = Path(__file__).resolve().parents[3] / "proto"
 
 
-def _node_ready() -> str:
-    node = shutil.which("node")
-    assert node, "Node.js is needed for this test (it ships with the development machines)"
-    if not (NODE_DIR / "node_modules" / "nats").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True)
-    return node
-
-
 async def test_node_publisher_creates_network_and_subnet(mk: Build, topo: Any, infra: Endpoints) -> None:
-    node = _node_ready()
+    node = node_with_packages()
     scope = await mk.scope(4)
     pool = await mk.pool(["100.64.0.0/16"], scope=scope, default_prefixlen=24)
     project = uuid.uuid4().hex
@@ -56,6 +47,19 @@ async def test_node_publisher_creates_network_and_subnet(mk: Build, topo: Any, i
     assert unknown["code"] == 400 and unknown["error"]["type"] == "HTTPBadRequest"
     assert "colour" in unknown["error"]["message"]
     assert got["not_json"]["code"] == 400
+
+    # Both events, read from the stream, are CloudEvents to npm's SDK (which validated them): the
+    # network's from topology, the subnet's from IPAM, each about its resource, ce-id = Nats-Msg-Id.
+    ces = got["cloudevents"]
+    for name, service, resource in (("network", "topology", "network"), ("subnet", "ipam", "subnet")):
+        ce = ces[name]
+        assert ce is not None and ce["valid"] is True, ce
+        assert ce["specversion"] == "1.0" and ce["id"] == ce["nats_msg_id"] == ce["body_id"]
+        assert (ce["source"], ce["type"]) == (f"/scopenet/{service}", f"org.scopenet.{service}.{resource}.created.v1")
+        assert ce["subject"] == got[name]["id"] and ce["data"]["resource"]["id"] == got[name]["id"]
+        assert ce["datacontenttype"] == "application/json" and ce["time"].endswith("Z")
+        assert ce["dataschema"] == f"urn:scopenet:proto:schemas/events/{resource}.created.json"
+        assert (PROTO / ce["dataschema"].removeprefix("urn:scopenet:proto:")).is_file()
 
     # The network the Node program made is in the pool's scope, seen from here too.
     from scopenet.contracts.base import CallContext

@@ -132,6 +132,7 @@ async def test_seed_router1_spec(
             }
         ],
         "routes": [],
+        "port_forwardings": [],
     }
     assert spec == expected
     # The stream holds exactly this as the router's desired state (an agent starting now reads it) ...

@@ -4,42 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from scopenet.commands import services
+from scopenet.commands import dlq, explain, keystone, services
+from scopenet.commands.options import load_settings as _load
+from scopenet.commands.options import settings as _settings
+from scopenet.commands.options import state_dir_option
 from scopenet.commands.services import SERVICES, STATELESS, app_module, factory, settings_class
 from scopenet.infra.embedded import running_stack
 from scopenet.infra.select import Endpoints, endpoints
 from scopenet.runtime import log
-from scopenet.runtime.settings import InvalidSettings, Settings, load
+from scopenet.runtime.settings import Settings
 
 if TYPE_CHECKING:
+    from scopenet.commands.keystone import LocalKeystone
     from scopenet.services.l3_agent.settings import AgentSettings
-
-
-_S = TypeVar("_S", bound=Settings)
-
-
-def _load(cls: type[_S], state_dir: Path | None) -> _S:
-    """``cls`` from the environment (``--state-dir`` wins); a bad variable is one line naming it."""
-    try:
-        base = load(cls)
-    except InvalidSettings as exc:
-        raise click.ClickException(str(exc)) from None
-    return base.model_copy(update={"state_dir": state_dir}) if state_dir else base
-
-
-def _settings(state_dir: Path | None) -> Settings:
-    """The shared settings, for commands that only find or start the infrastructure."""
-    return _load(Settings, state_dir)
 
 
 @contextlib.contextmanager
@@ -89,15 +77,6 @@ def _datapath_problem() -> str | None:
     return datapath_problem()
 
 
-state_dir_option = click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="SCOPENET_STATE_DIR",
-    help="where embedded Postgres/NATS keep their data",
-)
-
-
 @click.group()
 def cli() -> None:
     """scopenet: Neutron-style address scopes on NATS and Postgres."""
@@ -122,9 +101,20 @@ def cli() -> None:
     help="API tokens file (YAML); default: <state dir>/tokens.yaml, written with an admin token on first start",
 )
 @click.option(
-    "--auth", type=click.Choice(["tokens", "noauth"]), default="tokens", envvar="SCOPENET_AUTH", show_default=True
+    "--auth",
+    type=click.Choice(["tokens", "noauth", "keystone"]),
+    default="tokens",
+    envvar="SCOPENET_AUTH",
+    show_default=True,
+    help="keystone: a Keystone you run, configured with SCOPENET_KEYSTONE_* (see --keystone for one of ours)",
 )
-def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: str) -> None:
+@click.option(
+    "--keystone",
+    "own_keystone",
+    is_flag=True,
+    help="run a Keystone of its own (state in <state dir>/keystone), scopenet in its catalog; implies --auth keystone",
+)
+def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: str, own_keystone: bool) -> None:
     """Run the whole stack in the foreground (Ctrl-C stops everything)."""
     from scopenet.services.api.bootstrap import prepare
     from scopenet.services.api.settings import ApiSettings
@@ -135,12 +125,13 @@ def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: st
         _load(settings_class(name), state_dir)
     agent = _load(AgentSettings, state_dir)
     log.configure(level=settings.log_level, fmt="console")
+    host = _load(ApiSettings, state_dir).api_host
     try:
         api = prepare(
             state_dir=settings.state_dir,
-            host=_load(ApiSettings, state_dir).api_host,
+            host=host,
             port=api_port,
-            auth=auth,
+            auth="keystone" if own_keystone else auth,
             tokens_file=tokens_file,
         )
     except ValueError as exc:
@@ -148,8 +139,9 @@ def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: st
     from scopenet.commands.stack import run_stack
 
     with (
+        _own_keystone(settings.state_dir, host=host, port=api_port, wanted=own_keystone) as keystone,
         _infrastructure(settings) as ep,
-        run_stack(settings, ep, services=list(SERVICES), extra_env=api.env, agent=agent) as stack,
+        run_stack(settings, ep, services=list(SERVICES), extra_env={**api.env, **keystone.env}, agent=agent) as stack,
     ):
         click.echo(
             f"scopenet: Postgres {_redact(ep.database_url)} and NATS {_redact(ep.nats_url)} ({ep.source}); "
@@ -163,7 +155,12 @@ def up(state_dir: Path | None, api_port: int, tokens_file: Path | None, auth: st
                 "scopenet instance create --port PORT_ID [--name N]"
             )
         click.echo(f"scopenet: started {', '.join(stack.services)}; press Ctrl-C to stop")
-        click.echo("\n".join(api.lines))
+        click.echo("\n".join(api.lines + keystone.lines))
+        from scopenet.services.api.bootstrap import ui_line
+
+        click.echo(
+            ui_line(f"http://{host}:{api_port}", api.ui_token if auth == "tokens" and not own_keystone else None)
+        )
         try:
             signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
             dead = stack.wait_any_exit()
@@ -211,7 +208,13 @@ def migrate(state_dir: Path | None) -> None:
 @cli.command()
 @state_dir_option
 @click.option("--keep", is_flag=True, help="keep the stack running afterwards (Ctrl-C stops it)")
-def demo(state_dir: Path | None, keep: bool) -> None:
+@click.option(
+    "--keystone",
+    "own_keystone",
+    is_flag=True,
+    help="authenticate with Keystone tokens (a Keystone of its own, password credentials) instead of a tokens file",
+)
+def demo(state_dir: Path | None, keep: bool, own_keystone: bool) -> None:
     """The seed document's walkthrough end to end, with a connectivity table (exit 0: all matched;
     1: something differed; 3: the control plane matched, the datapath part needs root)."""
     import shutil
@@ -232,20 +235,27 @@ def demo(state_dir: Path | None, keep: bool) -> None:
     with socket.socket() as s:  # a port of its own: a `scopenet up` may hold 9696
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    api = prepare(state_dir=scratch, host="127.0.0.1", port=port, auth="tokens", tokens_file=None)
+    auth = "keystone" if own_keystone else "tokens"
+    api = prepare(state_dir=scratch, host="127.0.0.1", port=port, auth=auth, tokens_file=None)
     code = 1
     try:
-        with _infrastructure(settings) as ep:
+        with (
+            _own_keystone(scratch, host="127.0.0.1", port=port, wanted=own_keystone, throwaway=True) as keystone,
+            _infrastructure(settings) as ep,
+        ):
             click.echo(f"scopenet demo: Postgres and NATS ({ep.source}), state in {scratch}")
+            if keystone.local is not None:
+                click.echo(f"scopenet demo: Keystone on {keystone.local.keystone.url}: users log in with passwords")
             # With BIRD 2 installed the external host learns its routes over BGP (the agent runs the speaker).
             use_bgp = bgp_available()
-            extra_env = {**api.env, "SCOPENET_LOG_LEVEL": "warning"} | ({"SCOPENET_AGENT_BGP": "1"} if use_bgp else {})
+            extra_env = {**api.env, **keystone.env, "SCOPENET_LOG_LEVEL": "warning"}
+            extra_env |= {"SCOPENET_AGENT_BGP": "1"} if use_bgp else {}
             with run_stack(settings, ep, services=list(SERVICES), extra_env=extra_env, agent=agent) as stack:
                 code = asyncio.run(
                     run(
                         endpoint=f"http://127.0.0.1:{port}",
                         nats_url=ep.nats_url,
-                        tokens=tokens(scratch / "tokens.yaml"),
+                        tokens=keystone.tokens() if keystone.local else tokens(scratch / "tokens.yaml"),
                         host_netns=stack.host_netns,
                         datapath_problem=stack.datapath_problem,
                         keep=keep,
@@ -254,7 +264,10 @@ def demo(state_dir: Path | None, keep: bool) -> None:
                     )
                 )
                 if keep:
-                    describe_keep(api.lines)
+                    from scopenet.services.api.bootstrap import ui_line
+
+                    admin_token = (keystone.tokens() if keystone.local else tokens(scratch / "tokens.yaml"))[0]
+                    describe_keep([*api.lines, *keystone.lines, ui_line(f"http://127.0.0.1:{port}", admin_token)])
                     with contextlib.suppress(KeyboardInterrupt):
                         stack.wait_any_exit()
             if stack.host_netns and not keep:
@@ -263,6 +276,50 @@ def demo(state_dir: Path | None, keep: bool) -> None:
         if not keep and state_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
     sys.exit(code)
+
+
+@dataclasses.dataclass
+class _KeystoneRun:
+    """What ``--keystone`` adds to ``up`` and ``demo``: the API's variables and what to print."""
+
+    local: LocalKeystone | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(self.local.api_env) if self.local else {}
+
+    @property
+    def lines(self) -> list[str]:
+        return self.local.lines() if self.local else []
+
+    def tokens(self) -> tuple[str, str, str, str]:
+        """(admin token, admin project, member token, member project), from password logins."""
+        from scopenet.commands.keystone import issue_token
+
+        assert self.local is not None
+        admin, admin_project = issue_token(self.local.admin_env)
+        member, member_project = issue_token(self.local.member_env)
+        return admin, admin_project, member, member_project
+
+
+@contextlib.contextmanager
+def _own_keystone(
+    state_dir: Path, *, host: str, port: int, wanted: bool, throwaway: bool = False
+) -> Iterator[_KeystoneRun]:
+    """With ``wanted``: a Keystone of our own in ``<state_dir>/keystone``, with the API on
+    ``host:port`` registered as its network service; else nothing."""
+    if not wanted:
+        yield _KeystoneRun()
+        return
+    from scopenet.commands.keystone import local_keystone
+    from scopenet.infra.keystone import KeystoneUnavailable
+
+    api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    try:
+        with local_keystone(state_dir / "keystone", api_url=api_url, throwaway=throwaway) as local:
+            yield _KeystoneRun(local)
+    except KeystoneUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.group()
@@ -289,14 +346,27 @@ def bench_ipam(state_dir: Path | None, clients: str, per_level: int) -> None:
 @state_dir_option
 @click.option("--clients", default="1,8,32", show_default=True, help="concurrency levels")
 @click.option("--requests", "per_level", default=1000, show_default=True, help="creations per level and kind")
-def bench_api(state_dir: Path | None, clients: str, per_level: int) -> None:
+@click.option(
+    "--auth",
+    default="noauth",
+    show_default=True,
+    help="the API's authentication: noauth, tokens or keystone (a Keystone of its own, tokens validated and "
+    "cached by auth_token); several, comma-separated (tokens,keystone), run side by side on one stack",
+)
+def bench_api(state_dir: Path | None, clients: str, per_level: int, auth: str) -> None:
     """The Neutron-compatible HTTP API: subnets/s, ports/s, GET and list latency."""
-    from scopenet.commands.bench.api import run
+    from scopenet.commands.bench import api, api_auth
 
+    modes = [m.strip() for m in auth.split(",") if m.strip()]
+    if not modes or set(modes) - {"noauth", "tokens", "keystone"} or len(set(modes)) != len(modes):
+        raise click.BadParameter("noauth, tokens or keystone, or several of them comma-separated", param_hint="--auth")
     settings = _settings(state_dir)
     levels = [int(c) for c in clients.split(",")]
     with _infrastructure(settings) as ep:
-        result = asyncio.run(run(ep, levels=levels, per_level=per_level))
+        if len(modes) == 1:
+            result = asyncio.run(api.run(ep, levels=levels, per_level=per_level, auth=modes[0]))
+        else:
+            result = asyncio.run(api_auth.run(ep, levels=levels, per_level=per_level, modes=modes))
     click.echo(json.dumps(result, indent=2))
 
 
@@ -313,6 +383,21 @@ def bench_topology(state_dir: Path | None, clients: str, per_level: int, rescope
     levels = [int(c) for c in clients.split(",")]
     with _infrastructure(settings) as ep:
         result = asyncio.run(run(ep, levels=levels, per_level=per_level, rescopes=rescopes))
+    click.echo(json.dumps(result, indent=2))
+
+
+@bench.command("ui")
+@state_dir_option
+@click.option("--routers", default=1000, show_default=True, help="routers, each crossing scopes")
+@click.option("--ports", default=10000, show_default=True, help="ports in all (router ports included)")
+@click.option("--runs", default=10, show_default=True, help="timed requests per page")
+def bench_ui(state_dir: Path | None, routers: int, ports: int, runs: int) -> None:
+    """The web UI's scope map: answer and render time at 1,000 routers and 10,000 ports (JSON)."""
+    from scopenet.commands.bench.ui import run
+
+    settings = _settings(state_dir)
+    with _infrastructure(settings) as ep:
+        result = asyncio.run(run(ep, routers=routers, ports=ports, runs=runs))
     click.echo(json.dumps(result, indent=2))
 
 
@@ -521,6 +606,11 @@ def instance_delete(state_dir: Path | None, name: str) -> None:
     if not asyncio.run(go()):
         raise click.ClickException(f"scopenet: no instance {name}")
     click.echo(f"instance {name} deleted")
+
+
+cli.add_command(keystone.group)
+cli.add_command(dlq.group)
+cli.add_command(explain.command)
 
 
 def main(argv: list[str] | None = None) -> None:

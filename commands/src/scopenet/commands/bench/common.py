@@ -52,11 +52,20 @@ async def scratch_database(ep: Endpoints) -> AsyncIterator[str]:
             await conn.close()
 
 
+_QUOTAS = {
+    "IPAM": ("SUBNETPOOL", "ADDRESS_SCOPE", "RBAC_POLICY"),
+    "TOPOLOGY": ("NETWORK", "SUBNET", "PORT", "ROUTER", "FLOATINGIP", "RBAC_POLICY"),
+}
+
+
 def start_service(
     name: str, *, database_url: str, nats_url: str, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """A service for a benchmark: warnings only, nothing on stdout (the figures go there)."""
+    """A service for a benchmark: warnings only, nothing on stdout (the figures go there), and no
+    per-project quota (a benchmark creates thousands of ports in one project; the quota check
+    itself still runs)."""
     env = {"SCOPENET_DATABASE_URL": database_url, "SCOPENET_NATS_URL": nats_url, "SCOPENET_LOG_LEVEL": "warning"}
+    env |= {f"SCOPENET_{svc}_QUOTA_{r}": "-1" for svc, names in _QUOTAS.items() for r in names}
     return processes.start_service(name, env={**env, **(extra_env or {})}, quiet=True)
 
 

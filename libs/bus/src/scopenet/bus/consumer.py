@@ -9,8 +9,21 @@ after another. Outcomes of one message:
   ``term`` (``deadletter.py``);
 - the handler succeeds → ``ack``;
 - the handler raises a ``DomainError`` (permanent) → dead letter;
-- the handler raises a ``TransientError`` or anything else → ``nak`` with a delay (the error's
-  ``delay``, else 1 s), retried up to ``max_deliver`` deliveries; the last one is dead-lettered.
+- the handler raises a ``TransientError`` or anything else → retried up to ``max_deliver``
+  deliveries; the last one is dead-lettered. Without a schedule the message is nak'ed with a delay
+  (the error's ``delay``, else 1 s). With a redelivery schedule (``backoff``, JetStream
+  ``BackOff``, ``scopenet.bus.backoff``) it is not nak'ed at all: the server redelivers it when the
+  delivery's ack wait (the schedule's step) runs out. A nak with a delay would override the
+  schedule (the server then waits the delay plus the difference between the current step and the
+  first), and the error's delay is a guess where the schedule is the operator's setting, so the
+  schedule alone decides; ``max_deliver`` is then the schedule's length + 1.
+
+Redelivery schedules and long handlers: with a schedule the first delivery's ack wait is the first
+step (1 s by default), so while a handler runs the consumer sends progress acks (``+WPI``) every
+half step; JetStream redelivers only what nobody is working on. It stops after the schedule's
+longest step: a handler running longer than that counts as hung, and the message may go to another
+replica. A message no delivery acknowledged (hung or crashed handlers, a process gone mid-way)
+reaches the dead letters through the server's max-deliveries advisory (``advisories.py``).
 
 Handlers are idempotent on the event id, since JetStream delivers at least once. While NATS is away
 the fetch fails; the durable consumer keeps our place, and the loop tries again a second later (and
@@ -18,7 +31,13 @@ creates the consumer again if the server lost it). A fetch that times out with N
 nothing is pending: the consumer is *caught up* (also said by a batch whose last message has no
 more pending behind it).
 
-Binding: by default an existing durable consumer is resumed (created on first use); with
+Traces: each message is handled in a CONSUMER span (``process <filter subject>``), a child of the
+span that wrote the message (its ``traceparent`` header, carried from the outbox row), so a change's
+trace goes on into what its events cause; a dead-lettered message marks its span an error.
+
+Binding: by default an existing durable consumer is resumed (created on first use), and brought to
+this consumer's redelivery settings (``backoff``, ``max_deliver``, ``ack_wait``) if it was made with
+others, e.g. by a release before schedules or with another ``SCOPENET_*_BACKOFF``; with
 ``fresh=True`` it is deleted and created anew on every bind, e.g. so that a new process reads the
 last message per subject again (``DeliverPolicy.LAST_PER_SUBJECT``). A fresh consumer is created by
 name, so the create request's subject carries the filter and a NATS user allowed only its own
@@ -28,7 +47,10 @@ subjects may create it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -38,8 +60,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from scopenet.bus.backoff import ack_deadline
+from scopenet.bus.backoff import max_deliver as max_deliver_for
 from scopenet.bus.deadletter import dead_letter, first_error
+from scopenet.bus.pull import next_batch
 from scopenet.contracts.errors import DomainError, TransientError
+from scopenet.runtime import tracing
 from scopenet.runtime.supervise import describe, retry
 
 T = TypeVar("T")
@@ -68,7 +94,8 @@ class DurableConsumer(Generic[T]):
         deliver_policy: DeliverPolicy = DeliverPolicy.NEW,
         fresh: bool = False,
         batch: int = 1,
-        max_deliver: int = MAX_DELIVER,
+        max_deliver: int | None = None,
+        backoff: Sequence[float] = (),
         max_ack_pending: int | None = None,
         connected: Callable[[], bool] = lambda: True,
         on_dead_letter: Callable[[], None] | None = None,
@@ -86,7 +113,11 @@ class DurableConsumer(Generic[T]):
         self.deliver_policy = deliver_policy
         self.fresh = fresh
         self.batch = batch
-        self.max_deliver = max_deliver
+        self.backoff = tuple(backoff)
+        """The redelivery schedule in seconds (JetStream ``BackOff``); empty: nak with a delay."""
+        self.max_deliver = max_deliver or (max_deliver_for(self.backoff) if self.backoff else MAX_DELIVER)
+        if self.backoff and self.max_deliver <= len(self.backoff):  # JetStream refuses it; say so at start
+            raise ValueError(f"max_deliver {self.max_deliver} must exceed the {len(self.backoff)} backoff steps")
         self.max_ack_pending = max_ack_pending
         self.connected = connected
         self.on_dead_letter = on_dead_letter
@@ -107,8 +138,22 @@ class DurableConsumer(Generic[T]):
             deliver_policy=self.deliver_policy,
             ack_policy=AckPolicy.EXPLICIT,
             max_deliver=self.max_deliver,
-            ack_wait=ACK_WAIT,
+            ack_wait=self.backoff[0] if self.backoff else ACK_WAIT,  # the server sets it to the first step
+            backoff=list(self.backoff) or None,
             max_ack_pending=self.max_ack_pending,
+        )
+
+    def _outdated(self, have: ConsumerConfig) -> bool:
+        """Does the server's consumer redeliver otherwise than this one would (schedule, deliveries)?"""
+        want = self.config()
+
+        def ms(values: Sequence[float] | None) -> list[int]:
+            return [round(v * 1000) for v in values or ()]
+
+        return (
+            ms(have.backoff) != ms(want.backoff)
+            or have.max_deliver != want.max_deliver
+            or ms([have.ack_wait or 0]) != ms([want.ack_wait or 0])
         )
 
     # -- binding --------------------------------------------------------------------------------
@@ -119,6 +164,19 @@ class DurableConsumer(Generic[T]):
             self._sub = await self.js.pull_subscribe(
                 self.subject, durable=self.durable, stream=self.stream, config=self.config()
             )
+            info = await self.js.consumer_info(self.stream, self.durable)
+            if self._outdated(info.config):  # made by an older release or with another schedule
+                want = self.config()  # only what may change; the rest (e.g. the deliver policy) stays
+                update = dataclasses.replace(
+                    info.config, backoff=want.backoff, max_deliver=want.max_deliver, ack_wait=want.ack_wait
+                )
+                await self.js.add_consumer(self.stream, update)  # create-or-update, by the same name
+                self._log.info(
+                    f"{self._events}consumer_updated",
+                    durable=self.durable,
+                    backoff=self.backoff,
+                    max_deliver=self.max_deliver,
+                )
             self.bound.set()
             return
         try:
@@ -160,7 +218,7 @@ class DurableConsumer(Generic[T]):
             await retry(self.bind, log=self._log, event=f"{self._events}consumer_bind_failed", delay=1.0)
         while True:
             try:
-                msgs = await self._sub.fetch(self.batch, timeout=5)
+                msgs = await next_batch(self._sub, self.batch, timeout=5)
             except (TimeoutError, NatsTimeout):
                 if self.connected():  # nothing was there to read (not: NATS away)
                     self.caught_up.set()
@@ -171,7 +229,8 @@ class DurableConsumer(Generic[T]):
                 await self._rebind_if_lost()
                 continue
             for msg in msgs:
-                await self.handle(msg)
+                with self._span(msg):
+                    await self.handle(msg)
             last = msgs[-1].metadata if msgs else None
             if last is not None and last.num_pending == 0:
                 self.caught_up.set()
@@ -188,7 +247,7 @@ class DurableConsumer(Generic[T]):
             await self.dead_letter(msg, f"malformed {self._what}: {first_error(exc)}")
             return
         try:
-            await self.handler(event)
+            await self._run_handler(msg, event)
         except DomainError as exc:
             await self.dead_letter(msg, f"refused: {exc.type}: {exc.message}")
             return
@@ -199,11 +258,61 @@ class DurableConsumer(Generic[T]):
                 return
             if not isinstance(exc, TransientError):
                 self._log.exception("event_handler_failed", subject=msg.subject)
+            if self.backoff:  # the schedule decides when it comes back (see the module docstring)
+                self._log.info(
+                    "event_retry_scheduled",
+                    subject=msg.subject,
+                    delivered=delivered,
+                    in_seconds=ack_deadline(self.backoff, delivered),
+                    error=describe(exc),
+                )
+                return
             await msg.nak(delay=getattr(exc, "delay", 1.0))
             return
         await msg.ack()
 
+    async def _run_handler(self, msg: Any, event: T) -> None:
+        """The handler, with progress acks while it runs when the ack wait is a schedule's step."""
+        if not self.backoff:
+            await self.handler(event)
+            return
+        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        beat = asyncio.create_task(
+            keep_alive(msg, every=ack_deadline(self.backoff, delivered) / 2, until=max(self.backoff))
+        )
+        try:
+            await self.handler(event)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    def _span(self, msg: Any) -> AbstractContextManager[tracing.Span]:
+        headers = msg.headers or {}
+        return tracing.span(
+            f"process {self.subject}",
+            context=tracing.parent_or_root(headers),
+            kind=tracing.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.consumer.group.name": self.durable,
+                "messaging.message.id": headers.get("Nats-Msg-Id", ""),
+            },
+        )
+
     async def dead_letter(self, msg: Any, reason: str) -> None:
+        tracing.current_span().set_status(tracing.StatusCode.ERROR, reason)
         if self.on_dead_letter is not None:
             self.on_dead_letter()
-        await dead_letter(self.js, msg, consumer=self.durable, dlq=self.dlq, reason=reason)
+        await dead_letter(self.js, msg, consumer=self.durable, dlq=self.dlq, reason=reason, log=self._log)
+
+
+async def keep_alive(msg: Any, *, every: float, until: float) -> None:
+    """Tell JetStream ``msg`` is being worked on every ``every`` seconds, for ``until`` seconds at most."""
+    spent = 0.0
+    while spent < until:
+        await asyncio.sleep(every)
+        spent += every
+        with contextlib.suppress(Exception):  # NATS away: the server redelivers later, as it would
+            await msg.in_progress()

@@ -1,6 +1,12 @@
 """Dead letters: a JetStream message no handler can take is parked on ``scopenet.v1.dlq.<name>``
 with the reason, then terminated — never dropped silently, never redelivered forever. If the
-dead letter itself cannot be published, the message is nak'ed and comes back later instead."""
+dead letter itself cannot be published, the message is nak'ed and comes back later instead.
+
+Two ways lead here, with one format (``DeadLetter``) and one ``Nats-Msg-Id``
+(``<consumer>-<stream sequence>``, so the same message is parked once whoever parks it): the
+consumer gives a message up itself (``dead_letter``: refused, malformed, failed on its last
+delivery), or the server gives it up because no delivery was acknowledged and topology parks it
+from the advisory (``scopenet.bus.advisories``, through ``park``)."""
 
 from __future__ import annotations
 
@@ -32,21 +38,53 @@ async def ensure_dlq(js: JetStreamContext, *, replicas: int) -> None:
     await ensure_stream(js, dlq_stream_config(), replicas=replicas)
 
 
-async def dead_letter(js: Any, msg: Any, *, consumer: str, dlq: str, reason: str) -> None:
-    seq = msg.metadata.sequence.stream if msg.metadata else None
-    letter = DeadLetter(
+def letter(
+    *,
+    consumer: str,
+    subject: str,
+    data: bytes | None,
+    headers: dict[str, Any] | None,
+    reason: str,
+    stream: str | None = None,
+    seq: int | None = None,
+    deliveries: int | None = None,
+) -> DeadLetter:
+    return DeadLetter(
+        consumer=consumer,
+        subject=subject,
+        stream=stream,
+        stream_sequence=seq,
+        deliveries=deliveries,
+        reason=reason[:2000],
+        payload=bytes(data or b"").decode("utf-8", errors="replace"),
+        headers={k: str(v) for k, v in (headers or {}).items()},
+    )
+
+
+async def park(js: Any, dead: DeadLetter, *, dlq: str, log: Any = None) -> bool:
+    """Publish ``dead`` on ``scopenet.v1.dlq.<dlq>``; False if it was parked before (deduplicated).
+    ``log``: the caller's logger (its service bound), else this module's."""
+    (log or _log).warning("dead_lettered", consumer=dead.consumer, subject=dead.subject, reason=dead.reason[:200])
+    msg_id = f"{dead.consumer}-{dead.stream_sequence}"
+    return await publish(js, dlq_subject(dlq), dead.model_dump_json().encode(), msg_id=msg_id)
+
+
+async def dead_letter(js: Any, msg: Any, *, consumer: str, dlq: str, reason: str, log: Any = None) -> None:
+    meta = msg.metadata
+    dead = letter(
         consumer=consumer,
         subject=msg.subject,
-        stream_sequence=seq,
-        reason=reason[:2000],
-        payload=bytes(msg.data).decode("utf-8", errors="replace"),
-        headers={k: str(v) for k, v in (msg.headers or {}).items()},
+        data=msg.data,
+        headers=msg.headers,
+        reason=reason,
+        stream=meta.stream if meta else None,
+        seq=meta.sequence.stream if meta else None,
+        deliveries=meta.num_delivered if meta else None,
     )
-    _log.warning("dead_lettered", consumer=consumer, subject=msg.subject, reason=reason[:200])
     try:
-        await publish(js, dlq_subject(dlq), letter.model_dump_json().encode(), msg_id=f"{consumer}-{seq}")
+        await park(js, dead, dlq=dlq, log=log)
     except Exception as exc:  # keep the message rather than lose it: redelivered later
-        _log.warning("dead_letter_failed", consumer=consumer, error=str(exc) or type(exc).__name__)
+        (log or _log).warning("dead_letter_failed", consumer=consumer, error=str(exc) or type(exc).__name__)
         await msg.nak(delay=5)
         return
     await msg.term()

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from scopenet.contracts.base import ErrorBody, ErrorReply
+from scopenet.contracts.errors import ERROR_CODE_HEADER as ERROR_CODE_HEADER
+from scopenet.contracts.errors import ERROR_HEADER as ERROR_HEADER
 from scopenet.contracts.errors import BadRequest, DomainError, TransientError
-
-ERROR_HEADER = "Nats-Service-Error"
-ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -39,7 +39,16 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, replicas:
             await js.update_stream(config)
 
 
-async def publish(js: JetStreamContext, subject: str, payload: bytes, *, msg_id: str, timeout: float = 5.0) -> bool:
-    """Publish and wait for the stream's ack. Returns False when JetStream saw ``msg_id`` before."""
-    ack = await js.publish(subject, payload, timeout=timeout, headers={"Nats-Msg-Id": msg_id})
+async def publish(
+    js: JetStreamContext,
+    subject: str,
+    payload: bytes,
+    *,
+    msg_id: str,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> bool:
+    """Publish and wait for the stream's ack. Returns False when JetStream saw ``msg_id`` before.
+    ``headers`` go out as they are (CloudEvents attributes, trace context), beside ``Nats-Msg-Id``."""
+    ack = await js.publish(subject, payload, timeout=timeout, headers={**(headers or {}), "Nats-Msg-Id": msg_id})
     return not ack.duplicate

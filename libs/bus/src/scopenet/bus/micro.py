@@ -8,13 +8,20 @@ which stops reading from that subscription: back-pressure, not an unbounded task
 Errors: ``DomainError`` → its numeric code and message; ``TransientError`` → 503; anything else
 → 500 "internal error" with the traceback logged and never sent (nats.micro would send
 ``repr(exc)``). A per-sender command (``Endpoint.sender``) whose body names another sender than
-its subject does is refused (403) before its handler runs. A reply larger than the server's max
+its subject does is refused (403) before its handler runs.
+
+Traces: each request is a SERVER span named by the endpoint's subject, a child of the caller's span
+when the request carries a W3C ``traceparent`` header (``scopenet.bus.client`` sends one), else the
+root of a new trace; a 5xx reply marks it an error. A reply larger than the server's max
 payload cannot be sent at all: the caller gets a 400 ``ReplyTooLarge`` that says so (and how to
 ask for less) instead.
 
 Routes: ``Route.bind(PORT.create, ports.create)`` ties a handler to an endpoint, and the type
 checker refuses a handler whose argument is not the endpoint's request model or whose result is not
 its reply model. ``bound_once`` checks at startup that a service binds each of its endpoints once.
+
+Stats: ``$SRV.STATS`` counts each request when its reply is sent, with the time its task took and
+every error reply as an error (``scopenet.bus.stats``), not the microseconds our callback takes.
 """
 
 from __future__ import annotations
@@ -28,17 +35,18 @@ from typing import Any, TypeVar
 
 import structlog
 from nats.aio.client import Client as NATS
-from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from scopenet.bus.errors import from_validation, reply_for
-from scopenet.contracts.endpoint import Endpoint
+from scopenet.bus.stats import Tally, TallyService, start_service
+from scopenet.contracts.endpoint import Endpoint, Rendered
 from scopenet.contracts.errors import BadRequest, DomainError, InternalError, TransientError
+from scopenet.runtime import tracing
 
-Handler = Callable[[Any], Awaitable[BaseModel]]
+Handler = Callable[[Any], Awaitable[BaseModel | Rendered[Any]]]
 Req = TypeVar("Req", bound=BaseModel)
 Rep = TypeVar("Rep", bound=BaseModel)
 
@@ -59,8 +67,9 @@ class Route:
     handler: Handler
 
     @classmethod
-    def bind(cls, endpoint: Endpoint[Req, Rep], handler: Callable[[Req], Awaitable[Rep]]) -> Route:
-        """``handler`` serves ``endpoint``: it takes the endpoint's request model, returns its reply model."""
+    def bind(cls, endpoint: Endpoint[Req, Rep], handler: Callable[[Req], Awaitable[Rep | Rendered[Rep]]]) -> Route:
+        """``handler`` serves ``endpoint``: it takes the endpoint's request model, returns its reply
+        model (or that reply already serialised, ``Rendered``)."""
         return cls(endpoint, handler)
 
 
@@ -84,6 +93,8 @@ class CommandServer:
 
     def __init__(self, service: Service, *, name: str, limit: int, nc: NATS | None = None) -> None:
         self.service = service
+        self.tallies: dict[str, Tally] = service.tallies if isinstance(service, TallyService) else {}
+        """What ``$SRV.STATS`` reports per endpoint (``scopenet.bus.stats``)."""
         self.name = name
         self._nc = nc
         self._slots = asyncio.Semaphore(limit)
@@ -93,7 +104,7 @@ class CommandServer:
     def callback(self, route: Route) -> Callable[[Request], Awaitable[None]]:
         async def on_request(request: Request) -> None:
             await self._slots.acquire()
-            task = asyncio.create_task(self._handle(route, request))
+            task = asyncio.create_task(self._traced(route, request))
             self._tasks.add(task)
             task.add_done_callback(self._done)
 
@@ -103,8 +114,23 @@ class CommandServer:
         self._tasks.discard(task)
         self._slots.release()
 
+    async def _traced(self, route: Route, request: Request) -> None:
+        with tracing.span(
+            route.endpoint.subject, context=tracing.parent_or_root(request.headers), kind=tracing.SpanKind.SERVER
+        ) as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "messaging.system": "nats",
+                        "messaging.destination.name": request.subject,
+                        "scopenet.service": self.name,
+                    }
+                )
+            await self._handle(route, request)
+
     async def _handle(self, route: Route, request: Request) -> None:
         started = time.perf_counter()
+        tally = self.tallies.setdefault(route.endpoint.name, Tally())
         code = 200
         try:
             try:
@@ -113,7 +139,7 @@ class CommandServer:
                 result = await route.handler(command)
             except ValidationError as exc:
                 raise from_validation(exc) from None
-            payload = result.model_dump_json().encode()
+            payload = result.json if isinstance(result, Rendered) else result.model_dump_json().encode()
             if self._nc is not None and len(payload) > self._nc.max_payload:
                 raise BadRequest(
                     f"The reply ({len(payload)} bytes) exceeds the NATS max payload ({self._nc.max_payload} "
@@ -124,21 +150,24 @@ class CommandServer:
             await request.respond(payload)
         except (DomainError, TransientError) as exc:
             code = exc.code
-            await self._respond_error(request, exc)
+            await self._respond_error(request, exc, tally)
         except asyncio.CancelledError:
             code = 503
-            await self._respond_error(request, TransientError("service is shutting down"))
+            await self._respond_error(request, TransientError("service is shutting down"), tally)
             raise
         except Exception:
             code = 500
             self._log.exception("handler_failed", subject=route.endpoint.subject)
-            await self._respond_error(request, InternalError("internal error"))
+            await self._respond_error(request, InternalError("internal error"), tally)
         finally:
+            _trace_outcome(code)
             REQUESTS.labels(self.name, route.endpoint.name, str(code)).inc()
             LATENCY.labels(self.name).observe(time.perf_counter() - started)
+            tally.replied(int((time.perf_counter() - started) * 1e9))
 
-    async def _respond_error(self, request: Request, exc: DomainError | TransientError) -> None:
+    async def _respond_error(self, request: Request, exc: DomainError | TransientError, tally: Tally) -> None:
         body, headers = reply_for(exc)
+        tally.failed(exc.code, exc.message)  # an error reply is an error in $SRV.STATS, 4xx included
         try:
             await request.respond(body, headers=headers)
         except Exception:  # the caller's connection may be gone; nothing else to tell
@@ -153,6 +182,15 @@ class CommandServer:
                 task.cancel()
 
 
+def _trace_outcome(code: int) -> None:
+    """The reply's code on the request's span; a server fault (5xx) makes it an error span."""
+    span = tracing.current_span()
+    if span.is_recording():
+        span.set_attribute("scopenet.reply.code", code)
+        if code >= 500:
+            span.set_status(tracing.StatusCode.ERROR)
+
+
 async def serve(
     nc: NATS,
     *,
@@ -162,7 +200,7 @@ async def serve(
     routes: Sequence[Route],
     limit: int,
 ) -> CommandServer:
-    service = await add_service(nc, name=name, version=version, description=description)
+    service = await start_service(nc, name=name, version=version, description=description)
     server = CommandServer(service, name=name, limit=limit, nc=nc)
     for route in routes:
         ep = route.endpoint

@@ -30,6 +30,9 @@ class CallContext(Contract):
     project_id: ProjectId
     roles: list[str] = Field(default_factory=list, max_length=32)
     request_id: str | None = Field(default=None, max_length=128)
+    user_id: str | None = Field(default=None, max_length=255)
+    """Who, inside the project (Keystone's user id, a tokens-file entry's ``user_id``); recorded by
+    audit trails such as a subnet pool's allocation history, never used for policy."""
 
     @property
     def is_admin(self) -> bool:
@@ -62,6 +65,36 @@ class PagedListCommand(ListCommand):
 
     limit: int | None = Field(default=None, ge=1, le=10_000)
     marker: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SortKey(Contract):
+    key: str = Field(min_length=1, max_length=64)
+    """An attribute's wire name (``name``, ``tenant_id``)."""
+    ascending: bool = True
+
+
+class QueryCommand(ListCommand):
+    """A list with Neutron's query parameters, all answered by the service's SQL: one page read in
+    constant memory however large the collection (docs/neutron.md#list-parameters).
+
+    Order: the ``sort`` keys (``None`` first when ascending), then ``id`` when there is a ``limit``
+    (else the service's own order). ``marker`` names the last item of the previous page, which must
+    be visible and match the filters (404 otherwise); the page is what follows it in that order, or
+    what precedes it with ``page_reverse``. Tag filters are Neutron's ``tags`` (all of),
+    ``tags-any``, ``not-tags`` (not all of) and ``not-tags-any``. ``fields`` may narrow each item to
+    those keys (``id`` is always kept). The reply's ``has_more`` says whether another page follows
+    in the direction read.
+    """
+
+    sort: list[SortKey] = Field(default_factory=list, max_length=64)
+    limit: int | None = Field(default=None, ge=1)
+    marker: UUID | None = None
+    page_reverse: bool = False
+    tags: list[str] = Field(default_factory=list, max_length=256)
+    tags_any: list[str] = Field(default_factory=list, max_length=256)
+    not_tags: list[str] = Field(default_factory=list, max_length=256)
+    not_tags_any: list[str] = Field(default_factory=list, max_length=256)
+    fields: list[str] = Field(default_factory=list, max_length=64)
 
 
 class DeleteCommand(ByIdCommand):

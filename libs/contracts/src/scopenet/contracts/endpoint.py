@@ -94,13 +94,22 @@ class Endpoint(Generic[Req, Rep]):
 
 
 @dataclass(frozen=True)
+class Rendered(Generic[Rep]):
+    """A reply the service serialised itself, valid against ``Rep`` (JSON built by Postgres), sent as
+    it is: a page of a thousand ports costs no thousand models (``scopenet.bus.micro``)."""
+
+    json: bytes
+
+
+@dataclass(frozen=True)
 class Crud(Generic[C, U, O, M, D]):
     """A resource's five commands, Neutron's verbs: ``PORT.create``, ``PORT.get``, ... (in this order
     when iterated, which is the order of the index and of ``proto/``)."""
 
     create: Endpoint[C, O]
     get: Endpoint[ByIdCommand, O]
-    list: Endpoint[ListCommand, M]
+    list: Endpoint[Any, M]
+    """Its request is a ``ListCommand``, or a ``QueryCommand`` where the service pages in SQL."""
     update: Endpoint[U, O]
     delete: Endpoint[D, Deleted]
 
@@ -117,11 +126,15 @@ def crud(
     one: type[O],
     many: type[M],
     delete: type[D],
+    query: type[ListCommand] = ListCommand,
 ) -> Crud[C, U, O, M, D]:
+    listed = f"every {resource} the caller may see"
+    if query is not ListCommand:
+        listed += ": filters, tag filters, sort keys, marker and limit answered in SQL, one page per reply"
     return Crud(
         create=Endpoint(service, resource, "create", create, one, f"create a {resource}"),
         get=Endpoint(service, resource, "get", ByIdCommand, one, f"show one {resource} the caller may see"),
-        list=Endpoint(service, resource, "list", ListCommand, many, f"every {resource} the caller may see"),
+        list=Endpoint(service, resource, "list", query, many, listed),
         update=Endpoint(service, resource, "update", update, one, f"change a {resource}"),
         delete=Endpoint(service, resource, "delete", delete, Deleted, f"delete a {resource}"),
     )

@@ -10,6 +10,14 @@ render ``{"NeutronError": {"type": ...}}`` unchanged).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
+ERROR_HEADER = "Nats-Service-Error"
+"""ADR-32: the error reply's message."""
+ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+"""ADR-32: the error reply's numeric code (an HTTP status, as Neutron maps it); its presence marks an error."""
+
 
 class DomainError(Exception):
     """A permanent, client-visible failure."""
@@ -100,3 +108,18 @@ def from_reply(code: int, type_: str, message: str, field: str | None = None) ->
     err = cls(message, type=type_, field=field)
     err.code = code
     return err
+
+
+def decode_error(data: bytes, headers: Mapping[str, str]) -> DomainError | TransientError:
+    """The typed error an ADR-32 error reply carries: the code from ``ERROR_CODE_HEADER``, Neutron's
+    type and the message from the body ``{"error": {...}}``. A reply that is not one of ours (a
+    garbled code, a body that is not JSON) is still an error, with what can be read of it."""
+    try:
+        code = int(headers.get(ERROR_CODE_HEADER, "500") or 500)
+    except ValueError:
+        code = 500
+    try:
+        body = json.loads(data)["error"]
+        return from_reply(code, str(body["type"]), str(body["message"]), body.get("field"))
+    except (ValueError, KeyError, TypeError):
+        return from_reply(code, "Error", headers.get(ERROR_HEADER, "error"))

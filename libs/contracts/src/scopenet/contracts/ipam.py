@@ -177,6 +177,114 @@ class PoolUsageList(Contract):
     usages: list[PoolUsage]
 
 
+class PoolBlock(Contract):
+    """One row of a pool prefix's space, in address order: a subnet's prefix or a free gap (an aligned
+    CIDR; a gap that is not one is several rows)."""
+
+    cidr: Cidr
+    status: Literal["allocated", "free"]
+    size: int
+    """Addresses in the block."""
+    subnet_id: UUID | None = None
+    network_id: UUID | None = None
+    project_id: str | None = None
+    """The subnet's owner; null for a free block, and for another project's subnet when the caller
+    is neither admin nor the pool's owner."""
+    suggested: Cidr | None = None
+    """Free blocks: the CIDR to offer for a new subnet here (the block if the pool allows its length,
+    else the first /default_prefixlen inside it); null when no allowed length fits."""
+
+
+class PoolPrefixSpace(Contract):
+    cidr: Cidr
+    total_ips: int
+    used_ips: int
+    free_ips: int
+    used_percent: float
+    blocks: list[PoolBlock]
+
+
+class PoolProjectUse(Contract):
+    """One project's allocations from the pool, against the pool's ``default_quota``."""
+
+    project_id: str
+    subnet_count: int
+    used_ips: int
+    quota_used: float
+    """In quota units (``quota_unit`` of the pool); IPv6 subnets longer than /64 count fractions."""
+    quota_limit: int | None
+    quota_percent: float | None
+
+
+class PoolSpace(Contract):
+    """A pool's address space: prefixes with their allocations and free blocks, and each project's use."""
+
+    subnetpool_id: UUID
+    name: str
+    project_id: str
+    ip_version: IpVersion
+    address_scope_id: UUID | None
+    min_prefixlen: int
+    max_prefixlen: int
+    default_prefixlen: int
+    default_quota: int | None
+    quota_unit: Literal["address", "/64"]
+    total_ips: int
+    used_ips: int
+    free_ips: int
+    used_percent: float
+    subnet_count: int
+    prefixes: list[PoolPrefixSpace]
+    projects: list[PoolProjectUse]
+
+
+class PoolSpaceReply(Contract):
+    subnetpool_usage: PoolSpace
+
+
+HistoryAction = Literal["allocated", "released", "onboarded", "prefixes_added", "prefixes_removed"]
+
+
+class PoolHistoryEntry(Contract):
+    """One change to what a pool has handed out, written in the transaction that made it."""
+
+    id: int
+    """Increases with commit order on the pool (entries are written under the pool's row lock)."""
+    subnetpool_id: UUID
+    action: HistoryAction
+    cidr: Cidr
+    subnet_id: UUID | None
+    network_id: UUID | None
+    project_id: str | None
+    """The subnet's owner (null for the pool's own prefix changes, and when hidden from the caller)."""
+    caller_project_id: str | None
+    caller_user_id: str | None
+    request_id: str | None
+    trace_id: str | None
+    event_id: UUID | None
+    """The event of the same change on ``SCOPENET_EVENTS`` (its CloudEvents ``id``)."""
+    at: datetime
+
+
+class PoolHistoryQuery(ByIdCommand):
+    """A page of a pool's history. ``marker`` is the last ``id`` of the previous page."""
+
+    limit: int = Field(default=100, ge=1, le=1000)
+    marker: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    descending: bool = True
+    project_id: ProjectId | None = None
+    """Entries about this project's subnets, or made by it."""
+    action: HistoryAction | None = None
+    since: datetime | None = None
+    """Inclusive; a time without a zone is UTC (as is ``until``)."""
+    until: datetime | None = None
+
+
+class PoolHistoryPage(Contract):
+    entries: list[PoolHistoryEntry]
+    next_marker: int | None
+
+
 # ---------------------------------------------------------------- subnets (prefix allocations)
 
 
@@ -236,6 +344,24 @@ class SubnetList(Contract):
 
 #: Requests of one ``*.allocate_many`` command (its reply must fit the NATS max payload too).
 MAX_BATCH = 500
+
+
+class SubnetPoolOnboard(ByIdCommand):
+    """``onboard_network_subnets`` (``id`` is the pool): adopt every subnet of the network that has the
+    pool's IP version into the pool, and through it into the pool's address scope; all or nothing."""
+
+    type: Literal["scopenet.ipam.v1.subnetpool.onboard_network_subnets"] = (
+        "scopenet.ipam.v1.subnetpool.onboard_network_subnets"
+    )
+    network_id: UUID
+
+
+class OnboardReply(Contract):
+    """The pool after onboarding (its prefixes grown by the subnets' cidrs) and the network's subnets of
+    the pool's IP version, all in the pool now (a repeated onboard answers the same, changing nothing)."""
+
+    subnetpool: SubnetPool
+    subnets: list[Subnet]
 
 
 class SubnetAllocateMany(Command):

@@ -11,6 +11,7 @@ from typing import Any
 from scopenet.contracts import ipam as m
 from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand, PagedListCommand
 from scopenet.contracts.endpoint import Endpoint, crud
+from scopenet.contracts.quotas import quota_commands
 
 ADDRESS_SCOPE = crud(
     "ipam",
@@ -46,8 +47,37 @@ SUBNETPOOL_REMOVE_PREFIXES = Endpoint(
     m.PrefixesReply,
     "shrink a pool by prefixes no subnet uses",
 )
+SUBNETPOOL_ONBOARD_NETWORK_SUBNETS = Endpoint(
+    "ipam",
+    "subnetpool",
+    "onboard_network_subnets",
+    m.SubnetPoolOnboard,
+    m.OnboardReply,
+    "adopt a network's existing subnets of the pool's IP version into the pool (and its address scope): "
+    "the pool's prefixes grow by their cidrs; 409 on overlap in the scope or subnets of another pool; "
+    "idempotent",
+)
 SUBNETPOOL_USAGE = Endpoint(
     "ipam", "subnetpool", "usage", ListCommand, m.PoolUsageList, "allocated vs free addresses per pool"
+)
+SUBNETPOOL_SPACE = Endpoint(
+    "ipam",
+    "subnetpool",
+    "space",
+    ByIdCommand,
+    m.PoolSpaceReply,
+    "one pool's space: each prefix's allocations and free blocks (aligned CIDRs, address order), totals, and "
+    "each project's use against default_quota (anyone who sees the pool; others' subnets anonymous unless "
+    "admin or the pool's owner)",
+)
+SUBNETPOOL_HISTORY = Endpoint(
+    "ipam",
+    "subnetpool",
+    "history",
+    m.PoolHistoryQuery,
+    m.PoolHistoryPage,
+    "a page of the pool's allocation history: every prefix taken or released, with the caller, request, "
+    "trace and event ids, written in the allocation's own transaction (complete, in commit order)",
 )
 SUBNET_ALLOCATE = Endpoint(
     "ipam",
@@ -122,13 +152,17 @@ RBAC_POLICY = crud(
     many=m.RbacList,
     delete=DeleteCommand,
 )
+QUOTA = quota_commands("ipam")
 
 ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     *ADDRESS_SCOPE,
     *SUBNETPOOL,
     SUBNETPOOL_ADD_PREFIXES,
     SUBNETPOOL_REMOVE_PREFIXES,
+    SUBNETPOOL_ONBOARD_NETWORK_SUBNETS,
     SUBNETPOOL_USAGE,
+    SUBNETPOOL_SPACE,
+    SUBNETPOOL_HISTORY,
     SUBNET_ALLOCATE,
     SUBNET_ALLOCATE_MANY,
     SUBNET_GET,
@@ -140,4 +174,5 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     IP_RELEASE,
     IP_LIST,
     *RBAC_POLICY,
+    *QUOTA,
 )

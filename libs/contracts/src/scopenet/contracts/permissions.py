@@ -11,7 +11,7 @@ What each user may do (JetStream API subjects are requests to the server, ``$JS.
   updates that stream; answers only the requests it received (``allow_responses``).
 - ``topology`` serves its commands, calls IPAM's, publishes its events, RouterSpecs, BGP speaker
   specs and dead letters, owns the streams and bucket it creates (events consumers, the agents'
-  heartbeat bucket, which it watches).
+  heartbeat bucket, which it watches, the max-deliveries advisories it turns into dead letters).
 - ``api`` sends commands and nothing else: no event, no stream subject, no JetStream API; the
   commands only agents send (router status reports) are not among them.
 - ``l3-agent-<id>`` reads its own RouterSpecs through its own durable consumer (created with its
@@ -37,6 +37,7 @@ from typing import Any
 from scopenet.contracts.bgp import BGP_STREAM, BGP_SUBJECTS
 from scopenet.contracts.routerspec import AGENTS_BUCKET, ROUTERS_STREAM, agent_durable, agent_filter
 from scopenet.contracts.subjects import (
+    AGENT_ENDPOINTS,
     ALL_ENDPOINTS,
     EVENTS_STREAM,
     IPAM_ENDPOINTS,
@@ -45,7 +46,7 @@ from scopenet.contracts.subjects import (
     TOPOLOGY_EVENTS,
     Endpoint,
 )
-from scopenet.contracts.topology import DLQ_STREAM, DLQ_SUBJECTS, dlq_subject
+from scopenet.contracts.topology import ADVISORIES_STREAM, DLQ_STREAM, DLQ_SUBJECTS, dlq_subject
 
 ADMIN = "admin"
 IPAM = "ipam"
@@ -133,13 +134,14 @@ def ipam() -> Permissions:
 
 
 def topology() -> Permissions:
-    owned = (EVENTS_STREAM, ROUTERS_STREAM, BGP_STREAM, DLQ_STREAM, KV_STREAM)
+    owned = (EVENTS_STREAM, ROUTERS_STREAM, BGP_STREAM, DLQ_STREAM, ADVISORIES_STREAM, KV_STREAM)
     return Permissions(
         publish=_dedupe(
             [
                 *_subjects(IPAM_ENDPOINTS),  # IPAM is topology's backend
                 *(e.subject for e in TOPOLOGY_EVENTS),
                 agent_filter("*"),  # RouterSpecs, to any agent
+                *_subjects(AGENT_ENDPOINTS),  # what agents serve (kernel evidence), on any agent's subject
                 BGP_SUBJECTS,
                 DLQ_SUBJECTS,
                 f"$KV.{AGENTS_BUCKET}.>",  # the liveness bucket is topology's (e.g. removing a dead agent)
@@ -188,7 +190,9 @@ def agent(agent_id: str) -> Permissions:
                 f"{JS}.INFO",
             ]
         ),
-        subscribe=(f"{inbox(user)}.>",),
+        # what it serves, on its own subject only (answering is allow_responses)
+        subscribe=(f"{inbox(user)}.>", *(e.sender_subject(agent_id) for e in AGENT_ENDPOINTS)),
+        allow_responses=True,
     )
 
 

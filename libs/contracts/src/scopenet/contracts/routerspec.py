@@ -77,7 +77,28 @@ class FloatingIp(Contract):
     """Scope of the fixed address's network (IPv4), as Neutron's ``fixed_ip_address_scope``."""
 
 
+class PortForwarding(Contract):
+    """A port forwarding of a floating IP (Neutron's ``floating-ip-port-forwarding``): ``protocol``
+    traffic to ``floating_ip_address`` on the external ports is DNATed to ``internal_ip_address``.
+    The internal ports are the external ones shifted (N to N) or all one port (N to 1)."""
+
+    id: UUID
+    floating_ip_address: str
+    protocol: Literal["tcp", "udp", "sctp", "dccp"]
+    external_port_start: int = Field(ge=1, le=65535)
+    external_port_end: int = Field(ge=1, le=65535)
+    internal_ip_address: str
+    internal_port_start: int = Field(ge=1, le=65535)
+    internal_port_end: int = Field(ge=1, le=65535)
+    internal_scope: Scope = Scope()
+    """Scope of the internal address's network (IPv4): the forwarded packets are re-marked into it,
+    as a whole floating IP's are into its ``fixed_scope``."""
+
+
 class StaticRoute(Contract):
+    """An extra route of the router (Neutron's ``routes``): programmed in the router's namespace, so
+    traffic taking it leaves by the interface its nexthop is on and meets that interface's scope check."""
+
     destination: str
     nexthop: str
 
@@ -95,6 +116,7 @@ class RouterSpec(Contract):
     interfaces: list[RouterPort] = Field(default_factory=list)
     floating_ips: list[FloatingIp] = Field(default_factory=list)
     routes: list[StaticRoute] = Field(default_factory=list)
+    port_forwardings: list[PortForwarding] = Field(default_factory=list)
 
 
 class AgentHeartbeat(Contract):

@@ -1,4 +1,5 @@
-"""Generate ``proto/``: one JSON Schema per command, reply and event, and an index of subjects."""
+"""Generate ``proto/``: one JSON Schema per command, reply, event and stream message, an index of
+subjects, and the AsyncAPI 3.0 document of them all (``asyncapi``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from scopenet.contracts import asyncapi, cloudevents
+from scopenet.contracts.bgp import BgpSpeakerSpec
+from scopenet.contracts.routerspec import AgentHeartbeat, RouterSpec
 from scopenet.contracts.subjects import ALL_ENDPOINTS, ALL_EVENTS, ERROR_REPLY, EVENTS_STREAM
 
 
@@ -33,10 +37,14 @@ def render() -> dict[str, str]:
             command["sender"] = ep.sender
         index["commands"].append(command)
     for ev in ALL_EVENTS:
-        path = f"schemas/events/{ev.resource}.{ev.action}.json"
+        path = ev.schema
         files[path] = _schema(ev.model)
         index["events"].append({"subject": ev.subject, "type": ev.type, "schema": path})
     files["schemas/error.json"] = _schema(ERROR_REPLY)
+    files[cloudevents.ROUTER_SPEC_SCHEMA] = _schema(RouterSpec)
+    files[cloudevents.BGP_SPEC_SCHEMA] = _schema(BgpSpeakerSpec)
+    files[asyncapi.HEARTBEAT_SCHEMA] = _schema(AgentHeartbeat)
+    files[asyncapi.ASYNCAPI_PATH] = asyncapi.document()
     files["index.json"] = index
     return {path: json.dumps(body, indent=2, sort_keys=True) + "\n" for path, body in files.items()}
 

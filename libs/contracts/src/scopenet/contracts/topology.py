@@ -4,7 +4,8 @@ Field names, defaults and meanings are Neutron's (docs/neutron.md); keys Neutron
 (``router:external``, ``provider:segmentation_id``) are the same on the wire, with Python names
 without it. Network ``ipv4_address_scope``/``ipv6_address_scope`` are derived and read-only
 (docs/neutron.md#network-address-scopes). Prefixes and addresses come from IPAM; topology keeps the
-Neutron view of them.
+Neutron view of them. Port forwardings, a floating IP's sub-resource, have a module of their own
+(``portforwarding``).
 
 "Absent" and ``null`` differ where Neutron makes them differ (``gateway_ip``, a router's
 ``external_gateway_info``, a floating IP's ``port_id``): absent keeps or defaults, ``null`` clears.
@@ -49,6 +50,11 @@ DLQ_SUBJECTS = "scopenet.v1.dlq.>"
 def dlq_subject(consumer: str) -> str:
     """Where a consumer puts an event it cannot handle (malformed, unknown), with the reason."""
     return f"scopenet.v1.dlq.{consumer}"
+
+
+ADVISORIES_STREAM = "SCOPENET_ADVISORIES"
+"""The server's max-deliveries advisories about consumers of ``SCOPENET_EVENTS``, kept until topology
+has parked each exhausted message on its dead-letter subject (``scopenet.bus.advisories``)."""
 
 
 Ipv6Mode = Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"]
@@ -156,6 +162,8 @@ class NetworkReply(Contract):
 
 class NetworkList(Contract):
     networks: list[Network]
+    has_more: bool = False
+    """A ``QueryCommand`` with a ``limit`` left items out (another page follows)."""
 
 
 # ---------------------------------------------------------------- subnets
@@ -242,6 +250,30 @@ class SubnetReply(Contract):
 
 class SubnetList(Contract):
     subnets: list[Subnet]
+    has_more: bool = False
+    """A ``QueryCommand`` with a ``limit`` left items out (another page follows)."""
+
+
+class OnboardNetworkSubnets(ByIdCommand):
+    """``subnetpool.onboard_network_subnets`` (``id`` is the pool): the network's subnets of the pool's
+    IP version join the pool and its address scope; the network's scope, its routers' RouterSpecs and
+    BGP follow (docs/neutron.md#onboarding-subnets)."""
+
+    type: Literal["scopenet.topology.v1.subnetpool.onboard_network_subnets"] = (
+        "scopenet.topology.v1.subnetpool.onboard_network_subnets"
+    )
+    network_id: UUID
+
+
+class OnboardedSubnet(Contract):
+    id: UUID
+    cidr: str
+
+
+class OnboardedSubnets(Contract):
+    """Neutron's answer: each onboarded subnet's id and cidr."""
+
+    subnets: list[OnboardedSubnet]
 
 
 # ---------------------------------------------------------------- ports
@@ -309,6 +341,8 @@ class PortReply(Contract):
 
 class PortList(Contract):
     ports: list[Port]
+    has_more: bool = False
+    """A ``QueryCommand`` with a ``limit`` left items out (another page follows)."""
 
 
 # ---------------------------------------------------------------- routers
@@ -362,7 +396,8 @@ class RouterUpdateBody(Contract):
     external_gateway_info: ExternalGatewayInfoRequest | None = None
     """Absent: unchanged; null (or ``{}`` mapped to null by the API): remove the gateway."""
     routes: list[HostRoute] | None = Field(default=None, max_length=256)
-    """At most 30 (400 ``RoutesExhausted``); every nexthop on a subnet of an interface."""
+    """Replaces the router's extra routes: at most ``max_routes`` (400 ``RoutesExhausted``), every
+    nexthop on a subnet where the router has an address and not one of its own addresses."""
     description: Description | None = None
     tags: Tags | None = None
 
@@ -384,6 +419,8 @@ class RouterReply(Contract):
 
 class RouterList(Contract):
     routers: list[Router]
+    has_more: bool = False
+    """A ``QueryCommand`` with a ``limit`` left items out (another page follows)."""
 
 
 class RouterInterface(ByIdCommand):
@@ -392,6 +429,16 @@ class RouterInterface(ByIdCommand):
     type: Literal["scopenet.topology.v1.router.interface"] = "scopenet.topology.v1.router.interface"
     subnet_id: UUID | None = None
     port_id: UUID | None = None
+
+
+class RouterExtraRoutes(ByIdCommand):
+    """``add_extraroutes`` / ``remove_extraroutes`` (Neutron's ``extraroute-atomic``): merge these
+    routes into the router's, or take them out, in one step under the router's lock — two clients
+    adding routes at once both keep theirs. Adding one already there, or removing one that is not,
+    is no error; the resulting set is checked as a ``routes`` update would be."""
+
+    type: Literal["scopenet.topology.v1.router.extraroutes"] = "scopenet.topology.v1.router.extraroutes"
+    routes: list[HostRoute] = Field(max_length=256)
 
 
 class RouterInterfaceInfo(Contract):
@@ -464,6 +511,8 @@ class FloatingIpReply(Contract):
 
 class FloatingIpList(Contract):
     floatingips: list[FloatingIp]
+    has_more: bool = False
+    """A ``QueryCommand`` with a ``limit`` left items out (another page follows)."""
 
 
 # ---------------------------------------------------------------- network RBAC
@@ -535,6 +584,48 @@ class RouterStatusAck(Contract):
     """False when the reporting agent does not host the router (any more) or the report is stale."""
 
 
+# ---------------------------------------------------------------- network IP availability
+
+
+class IpAvailabilityDetails(Contract):
+    """Neutron's ``network-ip-availability-details``: the counts with and without the allocation pools."""
+
+    total_ips_in_subnet: int
+    """The cidr's size, less network and broadcast for IPv4 (as Neutron counts, whatever the length)."""
+    total_ips_in_allocation_pool: int
+    used_ips_in_subnet: int
+    used_ips_in_allocation_pool: int
+
+
+class SubnetIpAvailability(Contract):
+    subnet_id: UUID
+    subnet_name: str
+    cidr: str
+    ip_version: IpVersion
+    total_ips: int
+    """Addresses in the subnet's allocation pools (the whole cidr when it has none), as Neutron counts."""
+    used_ips: int
+    """Fixed IPs allocated on the subnet, gateway interfaces included."""
+    ip_availability_details: IpAvailabilityDetails
+
+
+class NetworkIpAvailability(Contract):
+    """Neutron's ``network-ip-availability`` resource (admin only)."""
+
+    network_id: UUID
+    network_name: str
+    project_id: str
+    tenant_id: str
+    total_ips: int
+    used_ips: int
+    subnet_ip_availability: list[SubnetIpAvailability]
+    ip_availability_details: IpAvailabilityDetails
+
+
+class NetworkIpAvailabilityList(Contract):
+    network_ip_availabilities: list[NetworkIpAvailability]
+
+
 # ---------------------------------------------------------------- dead letters
 
 
@@ -549,6 +640,10 @@ class DeadLetter(Contract):
     payload: str
     """The original message body (UTF-8, undecodable bytes replaced)."""
     headers: dict[str, str]
+    stream: str | None = None
+    """The stream the message was read from (``stream_sequence`` is its sequence there)."""
+    deliveries: int | None = None
+    """How many times it was delivered before it was given up."""
 
 
 # ---------------------------------------------------------------- events

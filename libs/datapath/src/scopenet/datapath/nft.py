@@ -6,9 +6,10 @@ In short: a packet gets the scope mark of its ingress interface (upper 16 bits),
 its originating scope in the connmark, a packet may leave an interface only with that interface's
 scope, and IPv4 leaving through the gateway is SNATed unless its scope is the external network's.
 
-Differences from that verified ruleset, both additive: each scope-filter drop counts into a
-named counter ``drop_<ifname>`` (so a test or a metric can read "blocked" per interface), and a
-never-jumped chain carries a comment ``scopenet owner=<agent> digest=<hash>`` so the agent can tell
+Differences from that verified ruleset, all additive: each scope-filter drop counts into a
+named counter ``drop_<ifname>`` (so a test or a metric can read "blocked" per interface), the DNAT
+and hairpin SNAT rules count too (the reachability explainer shows the counter of the rule that
+decides), and a never-jumped chain carries a comment ``scopenet owner=<agent> digest=<hash>`` so the agent can tell
 its own tables (and their version) from anything else after a restart.
 
 The table is replaced in one transaction (``table …{}`` + ``delete table`` + the new table), so no
@@ -23,7 +24,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from scopenet.contracts.routerspec import FloatingIp, RouterPort, RouterSpec, Scope
+from scopenet.contracts.routerspec import FloatingIp, PortForwarding, RouterPort, RouterSpec, Scope
 from scopenet.datapath import names
 from scopenet.datapath.model import NftObs, NftTable
 
@@ -87,6 +88,42 @@ def _scoped_fips(spec: RouterSpec, ext_mark: int) -> list[FloatingIp]:
     return [f for f in spec.floating_ips if names.scope_mark(f.fixed_scope) != ext_mark]
 
 
+def _scoped_pfs(spec: RouterSpec, ext_mark: int) -> list[PortForwarding]:
+    """Port forwardings to an address in another scope than the gateway's (they need mark rules)."""
+    return [p for p in spec.port_forwardings if names.scope_mark(p.internal_scope) != ext_mark]
+
+
+def _ports(start: int, end: int) -> str:
+    return str(start) if start == end else f"{start}-{end}"
+
+
+def _pf_match(p: PortForwarding) -> str:
+    """The packets a forwarding takes: its protocol to its external ports of the floating address."""
+    dport = _ports(p.external_port_start, p.external_port_end)
+    return f"ip daddr {p.floating_ip_address} meta l4proto {p.protocol} th dport {dport}"
+
+
+def _pf_dnat(p: PortForwarding) -> str:
+    """DNAT to the internal address: the same ports, one port for all (N to 1), or the range
+    shifted port by port (N to N; nft has no port offset, so a map says it)."""
+    to = p.internal_ip_address
+    if p.internal_port_start == p.internal_port_end:
+        return f"{_pf_match(p)} counter dnat ip to {to}:{p.internal_port_start}"
+    if p.internal_port_start == p.external_port_start:
+        return f"{_pf_match(p)} counter dnat ip to {to}"
+    shift = p.internal_port_start - p.external_port_start
+    pairs = ", ".join(f"{e} : {e + shift}" for e in range(p.external_port_start, p.external_port_end + 1))
+    return f"{_pf_match(p)} counter dnat ip to {to} : th dport map {{ {pairs} }}"
+
+
+def _pf_reply(p: PortForwarding) -> str:
+    """The replies of a forwarded connection, as they leave the internal address (before un-DNAT)."""
+    sport = _ports(p.internal_port_start, p.internal_port_end)
+    return (
+        f"ip saddr {p.internal_ip_address} meta l4proto {p.protocol} th sport {sport} ct direction reply ct status dnat"
+    )
+
+
 def _block(name: str, header: str | None, rules: list[str]) -> list[str]:
     out = [f"  chain {name} {{" + (f" {header}" if header else "")]
     out += [f"    {r}" for r in rules]
@@ -122,8 +159,13 @@ def render_rules(spec: RouterSpec) -> str:
     fips = _scoped_fips(spec, ext_mark) if gw else []
     floatingip = [f"ip daddr {f.floating_ip_address} {_set_scope(names.scope_mark(f.fixed_scope))}" for f in fips]
     mangle_forward = [f"ip saddr {f.fixed_ip_address} jump float_snat_mangle" for f in fips]
+    # Port forwardings follow the floating IPs' scope rules, for their protocol and ports only: the
+    # forwarded packets take the internal address's scope, their replies the external one's.
+    pfs = _scoped_pfs(spec, ext_mark) if gw else []
+    floatingip += [f"{_pf_match(p)} {_set_scope(names.scope_mark(p.internal_scope))}" for p in pfs]
+    mangle_forward += [f"{_pf_reply(p)} jump float_snat_mangle" for p in pfs]
     float_snat_mangle = [f"ct mark {_hex(0)}/16 ct mark set meta mark & {_hex(names.SCOPE_MASK)}"]
-    if fips:
+    if fips or pfs:
         for dev, port in devices:
             if 4 in _families(port) and names.scope_mark(port.scope_v4) == ext_mark:
                 float_snat_mangle.append(f'oifname "{dev}" {_set_scope(ext_mark)}')
@@ -145,7 +187,10 @@ def render_rules(spec: RouterSpec) -> str:
     l3_snat: list[str] = []
     float_snat: list[str] = []
     if gw is not None and gw_v4 is not None:
-        nat_pre = [f"ip daddr {f.floating_ip_address} dnat ip to {f.fixed_ip_address}" for f in spec.floating_ips]
+        nat_pre = [
+            f"ip daddr {f.floating_ip_address} counter dnat ip to {f.fixed_ip_address}" for f in spec.floating_ips
+        ]
+        nat_pre += [_pf_dnat(p) for p in spec.port_forwardings]
         float_snat = [
             f"ip saddr {f.fixed_ip_address} counter snat ip to {f.floating_ip_address}" for f in spec.floating_ips
         ]
@@ -158,7 +203,7 @@ def render_rules(spec: RouterSpec) -> str:
             l3_snat.append(f'oifname "{qg}" ct mark {_hex(ext_mark)}/16 counter accept')
         if snat:
             l3_snat.append(f'oifname "{qg}" counter snat ip to {gw_v4}')
-        l3_snat.append(f"meta mark & {_hex(names.LOW_MASK)} != {_hex(low)} ct status dnat snat ip to {gw_v4}")
+        l3_snat.append(f"meta mark & {_hex(names.LOW_MASK)} != {_hex(low)} ct status dnat counter snat ip to {gw_v4}")
 
     prerouting = ["jump scope_mark", f"ct mark != {_hex(0)}/16 meta mark set ct mark", "jump ext_ingress_mark"]
     prerouting.append("meta nfproto ipv4 jump floatingip")

@@ -31,10 +31,6 @@ ROUTER_SYSCTLS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _network(cidr: str) -> str:
-    return str(ipaddress.ip_network(cidr, strict=False))
-
-
 def _veth(ifname: str, port: RouterPort) -> Veth:
     return Veth(
         name=ifname,
@@ -50,16 +46,34 @@ def _addresses(ifname: str, port: RouterPort) -> set[Address]:
 
 
 def _routes(spec: RouterSpec) -> set[Route]:
-    """Default routes via the external subnets' gateways (one per family), then the static routes
-    (which win over a default route to the same destination)."""
+    """Default routes via the external subnets' gateways (one per family), then the extra routes,
+    which win over a default route to the same destination.
+
+    An extra route is programmed only when its next hop is on a subnet of one of the router's ports:
+    the packets taking it then leave by that port, and its scope filter (keyed on the egress
+    interface) judges them as any other packet leaving there — a route cannot lead out of an
+    interface the rules do not know. One whose next hop is on no port (its subnet left with the
+    gateway), or is the router's own address, is left out rather than refused by the kernel, which
+    would fail the whole router; one whose destination is a connected subnet is left out too, since
+    ``replace`` would overwrite the connected route (IPv4) and take the subnet from its own
+    interface. Several next hops for one destination: the first listed is programmed (no ECMP)."""
     by_dst: dict[str, str] = {}
     if spec.gateway is not None:
         for a in spec.gateway.addresses:
             if a.gateway_ip:
                 dst = "0.0.0.0/0" if ipaddress.ip_address(a.gateway_ip).version == 4 else "::/0"
                 by_dst.setdefault(dst, str(ipaddress.ip_address(a.gateway_ip)))
+    ports = [p for p in (spec.gateway, *spec.interfaces) if p is not None]
+    connected = {ipaddress.ip_network(a.cidr, strict=False) for p in ports for a in p.addresses}
+    own = {ipaddress.ip_address(a.ip_address) for p in ports for a in p.addresses}
+    extra: dict[str, str] = {}
     for r in spec.routes:
-        by_dst[_network(r.destination)] = str(ipaddress.ip_address(r.nexthop))
+        net, hop = ipaddress.ip_network(r.destination, strict=False), ipaddress.ip_address(r.nexthop)
+        reachable = hop not in own and any(hop in c for c in connected if c.version == hop.version)
+        if net in connected or not reachable:
+            continue
+        extra.setdefault(str(net), str(hop))
+    by_dst.update(extra)
     return {Route(dst, via) for dst, via in by_dst.items()}
 
 
@@ -93,6 +107,7 @@ def desired_state(
         addresses |= _addresses(qg, spec.gateway)
         # Floating IPs live on the gateway as /32s, so the router answers ARP for them (Neutron).
         addresses |= {Address(qg, f"{f.floating_ip_address}/32") for f in spec.floating_ips}
+        addresses |= {Address(qg, f"{p.floating_ip_address}/32") for p in spec.port_forwardings}
     return RouterState(
         router_id=str(spec.router_id),
         namespace=names.namespace(spec.router_id),

@@ -2,7 +2,9 @@
 
 Every way of starting a service goes through :func:`run_service`: ``python -m
 scopenet.services.<name>`` (and the ``scopenet-<name>`` scripts) with URLs from the environment,
-and ``scopenet service <name>``, which first finds or starts the infrastructure.
+and ``scopenet service <name>``, which first finds or starts the infrastructure. Both install
+tracing as the ``OTEL_*`` variables ask (``scopenet.runtime.tracing``: nothing unless asked) and
+flush the spans still queued when the service stops.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from scopenet.runtime import log
+from scopenet.runtime import log, tracing
 from scopenet.runtime.settings import Settings
 from scopenet.runtime.signals import until_signalled
 
@@ -24,8 +26,21 @@ ServiceFactory = Callable[..., AbstractAsyncContextManager[Any]]
 async def serve_until_signalled(
     factory: ServiceFactory, settings: Settings, *, database_url: str, nats_url: str
 ) -> None:
-    async with factory(settings, database_url=database_url, nats_url=nats_url):
-        await until_signalled()
+    try:
+        tracing.configure(service=service_name(factory))
+    except tracing.TracingConfigError as exc:
+        raise SystemExit(f"scopenet: {exc}") from None
+    try:
+        async with factory(settings, database_url=database_url, nats_url=nats_url):
+            await until_signalled()
+    finally:
+        tracing.shutdown()
+
+
+def service_name(factory: ServiceFactory) -> str:
+    """``ipam`` for ``scopenet.services.ipam.app.ipam_service`` (the resource name of its spans)."""
+    parts = factory.__module__.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["scopenet", "services"] else parts[-1]
 
 
 def run_service(factory: ServiceFactory, settings: Settings, *, needs_database: bool) -> None:

@@ -16,6 +16,9 @@ itself; this is safe because a batch commits nothing unless it succeeds. A step 
 not about one request (another service did not answer) has ``isolate`` off: the whole batch fails
 together. A request the batch function left unanswered fails rather than waits forever; when the
 service stops, every waiting request of a running batch fails with a ``TransientError``.
+
+Traces: each batch runs in a span (``batch <step>``) in the trace of its first request, linked to
+every other request it decides.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from scopenet.contracts.errors import TransientError
+from scopenet.runtime import tracing
 
 Req = TypeVar("Req")
 
@@ -36,6 +40,8 @@ class Item(Generic[Req]):
 
     request: Req
     future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    trace: tracing.Context = field(default_factory=tracing.capture)
+    """The submitter's context: its batch's span joins (or links to) the submitter's trace."""
 
     @property
     def done(self) -> bool:
@@ -68,9 +74,13 @@ class Step:
         isolate: bool = True,
         workers: int = 1,
         on_idle: Callable[[], None] | None = None,
+        kind: str | None = None,
     ) -> None:
+        """``kind``: the span name's part when ``name`` holds a key (one pool's step), so that spans
+        group by step, not by pool."""
         self._run = run
         self.name = name
+        self._kind = kind or name
         self._max = max_batch
         self._isolate = isolate
         self._queue: list[Item[Any]] = []
@@ -103,7 +113,14 @@ class Step:
     async def _work(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max], self._queue[self._max :]
-            await self._decide(batch)
+            recording = tracing.recording()
+            with tracing.span(
+                f"batch {self._kind}",
+                context=batch[0].trace,
+                links=[link for it in batch[1:] if (link := tracing.link_to(it.trace))] if recording else (),
+                attributes={"scopenet.batch.size": len(batch)} if recording else None,
+            ):
+                await self._decide(batch)
 
     async def _decide(self, batch: list[Item[Any]]) -> None:
         try:
@@ -145,6 +162,7 @@ class Batcher:
                 name=f"{self._name}-{key}",
                 max_batch=self._max,
                 on_idle=lambda: self._forget(key),
+                kind=self._name,
             )
         return await step.submit(request)
 

@@ -9,6 +9,10 @@ advisory lock, which keeps events in commit order. A NOTIFY wakes the relay righ
 a poll is only the safety net. The listening connection is watched: when Postgres restarts, the
 relay listens again on a new connection (and publishes what committed meanwhile) at once.
 
+Each row carries the NATS headers it is published with (``headers``, a JSON object of header →
+value): the CloudEvents attributes (``scopenet.contracts.cloudevents``), computed once when the row
+is written, so a re-publish carries exactly the same ones; the relay adds ``Nats-Msg-Id``.
+
 An event that can never be published — larger than the server's max payload, or refused by
 JetStream as a bad request — would hold every later event behind it forever. It is moved to
 ``outbox_dead`` instead (same transaction as the batch), logged and counted: kept for an operator
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -31,7 +36,9 @@ from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
 from scopenet.bus.jetstream import publish
+from scopenet.contracts import cloudevents
 from scopenet.contracts.subjects import EventSpec
+from scopenet.runtime import tracing
 from scopenet.runtime.supervise import retry
 
 PUBLISHED = Counter("scopenet_outbox_published_total", "Events published by the outbox relay", ["service"])
@@ -68,6 +75,12 @@ CREATE TABLE outbox_dead (
 );
 """
 
+#: The headers a row is published with (see the module docstring); rows written before it have none.
+OUTBOX_HEADERS_DDL = """
+ALTER TABLE outbox ADD COLUMN headers jsonb NOT NULL DEFAULT '{}'::jsonb;
+ALTER TABLE outbox_dead ADD COLUMN headers jsonb NOT NULL DEFAULT '{}'::jsonb;
+"""
+
 #: Seconds between the relay's attempts while NATS or Postgres is away (it backs off up to this).
 RETRY_MAX = 1.0
 
@@ -75,25 +88,39 @@ RETRY_MAX = 1.0
 PERMANENT = (MaxPayloadError, BadRequestError)
 
 
-def event_row(spec: EventSpec, resource: BaseModel, previous: BaseModel | None = None) -> tuple[uuid.UUID, str, str]:
-    """(event id, subject, JSON payload) for one event; validated against the event contract."""
+#: One outbox row: (event id, subject, JSON payload, JSON object of NATS headers).
+Row = tuple[uuid.UUID, str, str, str]
+
+
+def headers_json(headers: dict[str, str]) -> str:
+    """The ``headers`` column's value (sorted: the same headers are the same text), with the W3C
+    ``traceparent`` of the span writing the row when there is one: the event carries the trace of
+    the change that caused it to its consumers, even when it is published much later."""
+    return json.dumps(tracing.inject(headers), sort_keys=True, separators=(",", ":"))
+
+
+def event_row(spec: EventSpec, resource: BaseModel, previous: BaseModel | None = None) -> Row:
+    """The outbox row of one event, validated against the event contract, with its CloudEvents
+    headers (``ce-id`` is the event id, the ``Nats-Msg-Id`` the relay sends)."""
     event_id = uuid.uuid4()
+    occurred_at = datetime.now(UTC)
     event = spec.model(
         id=event_id,
         type=spec.type,
-        occurred_at=datetime.now(UTC),
+        occurred_at=occurred_at,
         resource=resource,
         previous=previous,
     )
-    return event_id, spec.subject, event.model_dump_json()
+    headers = cloudevents.event_headers(spec, id=str(event_id), occurred_at=occurred_at, resource=resource)
+    return event_id, spec.subject, event.model_dump_json(), headers_json(headers)
 
 
-async def enqueue(conn: asyncpg.Connection, rows: list[tuple[uuid.UUID, str, str]]) -> None:
+async def enqueue(conn: asyncpg.Connection, rows: list[Row]) -> None:
     """Write events in the caller's transaction (``rows`` from ``event_row``)."""
     if not rows:
         return
     await conn.executemany(
-        "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3::text::jsonb)",
+        "INSERT INTO outbox (event_id, subject, payload, headers) VALUES ($1, $2, $3::text::jsonb, $4::text::jsonb)",
         rows,
     )
 
@@ -194,7 +221,8 @@ class OutboxRelay:
             if not got:
                 return 0  # another replica's relay is publishing
             rows = await conn.fetch(
-                "SELECT id, event_id, subject, payload::text AS payload FROM outbox ORDER BY id LIMIT $1",
+                "SELECT id, event_id, subject, payload::text AS payload, headers::text AS headers"
+                " FROM outbox ORDER BY id LIMIT $1",
                 self.batch,
             )
             if not rows:
@@ -203,7 +231,16 @@ class OutboxRelay:
             # Publish concurrently (JetStream keeps per-publisher order for one connection's
             # pipeline), but wait for every ack before deleting.
             results = await asyncio.gather(
-                *(publish(self.js, r["subject"], r["payload"].encode(), msg_id=str(r["event_id"])) for r in rows),
+                *(
+                    publish(
+                        self.js,
+                        r["subject"],
+                        r["payload"].encode(),
+                        msg_id=str(r["event_id"]),
+                        headers=json.loads(r["headers"]),
+                    )
+                    for r in rows
+                ),
                 return_exceptions=True,
             )
             dead = [(r, exc) for r, exc in zip(rows, results, strict=True) if isinstance(exc, PERMANENT)]
@@ -212,8 +249,8 @@ class OutboxRelay:
                 raise failed[0]  # NATS away or slow: the whole batch again later (duplicates are dropped)
             for r, exc in dead:
                 await conn.execute(
-                    """INSERT INTO outbox_dead (id, event_id, subject, payload, created_at, reason)
-                       SELECT id, event_id::text, subject, payload, created_at, $2 FROM outbox WHERE id = $1
+                    """INSERT INTO outbox_dead (id, event_id, subject, payload, headers, created_at, reason)
+                       SELECT id, event_id::text, subject, payload, headers, created_at, $2 FROM outbox WHERE id = $1
                        ON CONFLICT (id) DO NOTHING""",
                     r["id"],
                     f"{type(exc).__name__}: {exc}"[:2000],

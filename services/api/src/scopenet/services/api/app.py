@@ -20,13 +20,25 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from scopenet.runtime.health import HealthServer
-from scopenet.services.api import bgp, extensions, ipam, openapi, rbac, topology
-from scopenet.services.api.auth import Authenticator, load_tokens
+from scopenet.services.api import (
+    bgp,
+    extensions,
+    ipam,
+    ipviews,
+    openapi,
+    portforwarding,
+    quotas,
+    rbac,
+    reachability,
+    topology,
+)
+from scopenet.services.api.auth import Authenticator, Identifies, load_tokens
 from scopenet.services.api.controller import Controller, json_response
 from scopenet.services.api.errors import error_middleware
 from scopenet.services.api.gateway import Gateway, has_service
 from scopenet.services.api.settings import ApiSettings
 from scopenet.services.api.spec import Resource
+from scopenet.services.api.traces import trace_middleware
 
 NAME = "api"
 VERSION = "0.1.0"
@@ -35,19 +47,22 @@ MAX_BODY = 1024 * 1024
 log = structlog.get_logger("api")
 
 
-def build_resources(gw: Gateway) -> list[Resource]:
-    out = [*ipam.resources(gw), rbac.resource(gw)]
+def build_resources(gw: Gateway, *, read_your_writes_timeout: float = 2.0) -> list[Resource]:
+    out = [*ipam.resources(gw, read_your_writes_timeout=read_your_writes_timeout), rbac.resource(gw)]
     if has_service("topology"):
         out += topology.resources(gw)
+        out.append(portforwarding.resource(gw))
         out += bgp.resources(gw)
     return out
 
 
-def build_app(gw: Gateway, auth: Authenticator) -> web.Application:
+def build_app(gw: Gateway, auth: Identifies, *, read_your_writes_timeout: float = 2.0) -> web.Application:
     from scopenet.services.api.auth import auth_middleware
 
-    resources = build_resources(gw)
-    app = web.Application(middlewares=[error_middleware, auth_middleware(auth)], client_max_size=MAX_BODY)
+    resources = build_resources(gw, read_your_writes_timeout=read_your_writes_timeout)
+    app = web.Application(
+        middlewares=[trace_middleware, error_middleware, auth_middleware(auth)], client_max_size=MAX_BODY
+    )
     spec = openapi.document(resources, version=VERSION)
 
     async def versions(request: web.Request) -> web.Response:
@@ -65,6 +80,7 @@ def build_app(gw: Gateway, auth: Authenticator) -> web.Application:
                 "links": [{"href": f"{origin}/v2.0/{r.collection}", "rel": "self"}],
             }
             for r in resources
+            if r.parent is None  # a sub-resource is reached through its parent
         ]
         return json_response({"resources": items})
 
@@ -89,13 +105,31 @@ def build_app(gw: Gateway, auth: Authenticator) -> web.Application:
     app.router.add_get("/readyz", readyz, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.add_routes(extensions.routes(has_service("topology")))
+    app.add_routes(quotas.routes(gw))
+    app.add_routes(ipviews.routes(gw, topology=has_service("topology")))
+    if has_service("topology"):
+        app.add_routes(reachability.routes(gw))
     for r in resources:
         app.add_routes(Controller(r).routes())
+    from scopenet.services.api.ui import routes as ui
+
+    async def ui_home(_: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect("/ui/")
+
+    app.router.add_get("/ui", ui_home, allow_head=False)
+    app.add_subapp("/ui/", ui.app(gw, auth, resources))
     return app
 
 
-def authenticator(settings: ApiSettings) -> Authenticator:
-    """Fail fast: a tokens-mode API without a readable tokens file does not start."""
+def authenticator(settings: ApiSettings) -> Identifies:
+    """Fail fast: a tokens-mode API without a readable tokens file does not start, nor a
+    keystone-mode one without the service user's credentials."""
+    if settings.auth == "keystone":
+        from scopenet.services.api.keystone import KeystoneAuthenticator, config_from
+
+        keystone = KeystoneAuthenticator(config_from(settings))
+        log.info("api_keystone_auth", **keystone.described)
+        return keystone
     if settings.auth == "noauth":
         log.warning("api_auth_disabled", hint="every caller is admin unless X-Project-Id/X-Roles say otherwise")
         return Authenticator("noauth")
@@ -127,6 +161,7 @@ async def api_service(
 
     auth = authenticator(settings)
     async with AsyncExitStack() as stack:
+        stack.callback(auth.close)
         gw = Gateway(timeout=settings.request_timeout)
 
         async def connect(url: str) -> Any:
@@ -134,7 +169,7 @@ async def api_service(
 
         gw.start(nats_url, connect)
         stack.push_async_callback(gw.stop)
-        app = build_app(gw, auth)
+        app = build_app(gw, auth, read_your_writes_timeout=settings.read_your_writes_timeout)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

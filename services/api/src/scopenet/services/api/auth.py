@@ -1,6 +1,8 @@
 """Who is calling: ``X-Auth-Token`` looked up in a tokens file, or (only when asked) no auth.
+(Keystone tokens: ``keystone.py``, behind the same middleware.)
 
-Tokens file: YAML (JSON is YAML too) ``{tokens: {<token>: {project_id: <id>, roles: [...]}}}``.
+Tokens file: YAML (JSON is YAML too) ``{tokens: {<token>: {project_id: <id>, roles: [...]}}}``; an entry
+may name its ``user_id`` (kept in audit trails such as a pool's allocation history).
 Tokens are kept as SHA-256 digests and every lookup compares the caller's digest with *every*
 stored digest using ``hmac.compare_digest``, so the time taken says nothing about how close a
 guess was. Tokens are never logged; only the project id of a successful match is.
@@ -16,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from aiohttp import web
@@ -35,6 +37,25 @@ REQUEST_ID = web.RequestKey("request_id", str)
 class Unauthorized(DomainError):
     code = 401
     type = "HTTPUnauthorized"
+
+
+class Rejected(Exception):
+    """An authenticator answers the request itself (Keystone's 401 with ``WWW-Authenticate``)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+class Identifies(Protocol):
+    """What the middleware asks: who sends this request (raises ``Unauthorized`` or ``Rejected``)."""
+
+    mode: str
+
+    async def identify(self, request: web.Request, request_id: str) -> CallContext: ...
+
+    def close(self) -> None:
+        """Release what it holds (threads, connections); called when the API stops."""
 
 
 class TokensFileError(ValueError):
@@ -68,7 +89,12 @@ def load_tokens(path: Path) -> list[_Entry]:
         if not isinstance(spec, dict):
             raise TokensFileError(f"{path}: token #{i + 1} must map to {{project_id, roles}}")
         try:
-            ctx = CallContext(project_id=str(spec.get("project_id", "")), roles=list(spec.get("roles") or []))
+            user = spec.get("user_id")
+            ctx = CallContext(
+                project_id=str(spec.get("project_id", "")),
+                roles=list(spec.get("roles") or []),
+                user_id=str(user) if user is not None else None,
+            )
         except (ValidationError, TypeError) as exc:
             raise TokensFileError(f"{path}: token #{i + 1}: {exc}") from None
         out.append(_Entry(_digest(token), ctx))
@@ -120,27 +146,43 @@ class Authenticator:
             raise Unauthorized("Authentication failed: unknown token")
         return found.model_copy(update={"request_id": request_id})
 
+    async def identify(self, request: web.Request, request_id: str) -> CallContext:
+        return self.context(request.headers, request_id)
+
+    def close(self) -> None:
+        """Nothing to release: the tokens live in memory."""
+
     def _noauth(self, headers: Any, request_id: str) -> CallContext:
         project = headers.get("X-Project-Id") or headers.get("X-Tenant-Id") or NOAUTH_PROJECT
         roles_hdr = headers.get("X-Roles")
         roles = [r.strip() for r in roles_hdr.split(",") if r.strip()] if roles_hdr is not None else ["admin"]
         try:
-            return CallContext(project_id=project, roles=roles, request_id=request_id)
+            return CallContext(
+                project_id=project, roles=roles, request_id=request_id, user_id=headers.get("X-User-Id") or None
+            )
         except ValidationError:
-            raise Unauthorized("X-Project-Id or X-Roles is not valid") from None
+            raise Unauthorized("X-Project-Id, X-Roles or X-User-Id is not valid") from None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def auth_middleware(auth: Authenticator) -> Any:
+def _is_ui(path: str) -> bool:
+    """The web UI identifies its callers itself, from its session cookie (``ui/session.py``)."""
+    return path == "/ui" or path.startswith("/ui/")
+
+
+def auth_middleware(auth: Identifies) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = f"req-{uuid.uuid4()}"
         request[REQUEST_ID] = rid
         path = request.path.rstrip("/") or "/"
-        if path not in PUBLIC:
-            request[CONTEXT] = auth.context(request.headers, rid)
+        if path not in PUBLIC and not _is_ui(path):
+            try:
+                request[CONTEXT] = await auth.identify(request, rid)
+            except Rejected as answer:
+                return answer.response
         return await handler(request)
 
     return middleware

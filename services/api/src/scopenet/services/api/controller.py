@@ -20,7 +20,7 @@ from scopenet.contracts.errors import BadRequest, DomainError, NotAuthorized, No
 from scopenet.services.api import query as lq
 from scopenet.services.api.attrs import Attr, as_list, as_string
 from scopenet.services.api.auth import CONTEXT
-from scopenet.services.api.spec import Resource, View
+from scopenet.services.api.spec import PARENT, Resource, View
 
 _TAGS = as_list(as_string(255), max_items=50)
 
@@ -101,7 +101,28 @@ class Controller:
             out.append(web.put(f"{item}/{name}", self._action(name)))
         for name in self.r.read_actions:
             out.append(web.get(f"{item}/{name}", self._read_action(name), allow_head=False))
+        if self.r.parent is not None:
+            out = [web.RouteDef(d.method, d.path, self._with_parent(d.handler), d.kwargs) for d in out]
         return out
+
+    def _with_parent(self, handler: Any) -> Any:
+        """A sub-resource's handler: the parent's id (404 unless a UUID) is set for the backend."""
+        assert self.r.parent is not None and self.r.parent_not_found is not None
+        key, (type_, text) = self.r.parent, self.r.parent_not_found
+
+        async def run(request: web.Request) -> web.StreamResponse:
+            raw = request.match_info[key]
+            try:
+                parent = str(uuid.UUID(raw))
+            except ValueError:
+                raise NotFound(text.format(raw[:64]), type=type_) from None
+            token = PARENT.set(parent)
+            try:
+                return await handler(request)  # type: ignore[no-any-return]
+            finally:
+                PARENT.reset(token)
+
+        return run
 
     # ------------------------------------------------------------ body rules
 
@@ -194,9 +215,16 @@ class Controller:
     async def index(self, request: web.Request) -> web.Response:
         ctx = ctx_of(request)
         q = lq.parse(self.r, request.query)
-        items = await self.r.backend.list(ctx, q.filters)
-        items = lq.order(lq.select(self.r, items, q), q)
-        page = lq.paginate(self.r, items, q)
+        if isinstance(self.r.backend, lq.PagedBackend):
+            if q.marker is not None:
+                try:
+                    q.marker = str(uuid.UUID(q.marker))
+                except ValueError:
+                    raise self.r.not_found(q.marker) from None  # no item has that id
+            page = await self.r.backend.query(ctx, q)
+        else:
+            items = await self.r.backend.list(ctx, q.filters)
+            page = lq.paginate(self.r, lq.order(lq.select(self.r, items, q), q), q)
         body: dict[str, Any] = {
             self.r.plural: [lq.project(self.r.present(v, "list", ctx), q.fields) for v in page.items]
         }
@@ -221,10 +249,15 @@ class Controller:
             require_writer(ctx, "create", self.r)
             checked = [self._post_item(ctx, i) for i in items]
             return json_response({self.r.plural: await self._bulk(ctx, checked)}, status=201)
-        item = self._post_item(ctx, self._wrapped(body, self.r.singular))
+        view = await self.create_item(ctx, self._wrapped(body, self.r.singular))
+        return json_response({self.r.singular: view}, status=201)
+
+    async def create_item(self, ctx: CallContext, item: Any) -> View:
+        """One item's create, as ``POST`` does it (body rules, then policy, then the service); the
+        web UI's forms come through here too."""
+        checked = self._post_item(ctx, item)
         require_writer(ctx, "create", self.r)
-        view = await self.r.backend.create(ctx, item)
-        return json_response({self.r.singular: self.r.present(view, "create", ctx)}, status=201)
+        return self.r.present(await self.r.backend.create(ctx, checked), "create", ctx)
 
     async def _bulk(self, ctx: CallContext, items: list[View]) -> list[View]:
         """All or nothing: on the first failure the ones already created are deleted again."""

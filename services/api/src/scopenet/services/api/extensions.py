@@ -76,15 +76,39 @@ COMMON = (
     Extension("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
     Extension("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
     Extension("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
+    Extension("quotas", "Quota management support", "Expose functions for quotas management per project"),
+    Extension(
+        "quota_details",
+        "Quota details management support",
+        "Expose functions for quotas usage statistics per project",
+    ),
     Extension(
         "subnetpool-ip-availability",
         "Subnet pool IP availability",
         "scopenet: allocated vs free addresses of every subnet pool.",
     ),
+    Extension(
+        "subnetpool-usage-history",
+        "Subnet pool usage and allocation history",
+        "scopenet: GET /v2.0/subnetpools/{id}/usage (prefixes, free blocks, quota use per project) and "
+        "/v2.0/subnetpools/{id}/history (every prefix taken or released, by whom, with which request).",
+    ),
 )
 
 TOPOLOGY = (
     Extension("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
+    Extension(
+        "network-ip-availability",
+        "Network IP Availability",
+        "Provides IP availability data for each network and subnet.",
+    ),
+    Extension(
+        "network-ip-availability-details",
+        "Network IP Availability Details Extension",
+        "Add ip_availability_details attribute to network-ip-availabilities resource.",
+    ),
+    # Served by topology (it owns networks); IPAM adopts the subnets into the pool.
+    Extension("subnet_onboard", "Subnet Onboard", "Provides support for onboarding subnets into subnet pools"),
     Extension("external-net", "Neutron external network", "Adds external network attribute to network resource."),
     Extension(
         "router",
@@ -97,8 +121,29 @@ TOPOLOGY = (
         "Neutron L3 Configurable external gateway mode",
         "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway",
     ),
+    Extension("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    Extension(
+        "extraroute-atomic",
+        "Atomically add/remove extra routes",
+        "Edit extra routes of a router on server side by atomically adding/removing extra routes",
+    ),
     Extension(
         "default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."
+    ),
+    Extension(
+        "floating-ip-port-forwarding",
+        "Floating IP Port Forwarding",
+        "Allow port forwarding from floating IP port to an internal port",
+    ),
+    Extension(
+        "floating-ip-port-forwarding-port-ranges",
+        "Floating IP Port Forwarding support port ranges",
+        "Add support to port ranges",
+    ),
+    Extension(
+        "floating-ip-port-forwarding-description",
+        "Floating IP Port Forwarding new attribute description",
+        "Add a description field to Port Forwarding rules",
     ),
     Extension(
         "bgp",

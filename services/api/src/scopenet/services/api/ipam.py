@@ -9,9 +9,12 @@ from typing import Any
 
 from scopenet.contracts import ipam as m
 from scopenet.contracts import ipam_endpoints as ep
+from scopenet.contracts import topology_endpoints as tep
 from scopenet.contracts.base import CallContext
+from scopenet.contracts.consistency import moves_scope
 from scopenet.contracts.endpoint import Endpoint
-from scopenet.contracts.errors import BadRequest, NotFound
+from scopenet.contracts.errors import BadRequest, NotAuthorized, NotFound
+from scopenet.services.api import consistency
 from scopenet.services.api.attrs import (
     Attr,
     as_bool,
@@ -75,8 +78,9 @@ class AddressScopes:
 
 
 class SubnetPools:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Gateway, *, read_your_writes_timeout: float = 2.0) -> None:
         self.gw = gw
+        self.read_your_writes_timeout = read_your_writes_timeout
 
     async def create(self, ctx: CallContext, body: View) -> View:
         return dump((await self.gw.call_json(ep.SUBNETPOOL.create, ctx, subnetpool=body))["subnetpool"])
@@ -90,11 +94,28 @@ class SubnetPools:
     async def update(self, ctx: CallContext, id_: str, body: View, *, if_revision: int | None) -> View:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
         reply = await self.gw.call_json(ep.SUBNETPOOL.update, ctx, id=id_, subnetpool=body, **extra)
+        if moves_scope(body):  # the networks of its subnets may change scope: topology's data
+            await consistency.pool_seen_by_topology(
+                self.gw, ctx, reply["subnetpool"], timeout=self.read_your_writes_timeout
+            )
         return dump(reply["subnetpool"])
 
     async def delete(self, ctx: CallContext, id_: str, *, if_revision: int | None) -> None:
         extra = {"if_revision": if_revision} if if_revision is not None else {}
         await self.gw.call(ep.SUBNETPOOL.delete, ctx, id=id_, **extra)
+
+    async def onboard(self, ctx: CallContext, id_: str, body: Any) -> tuple[int, Any]:
+        """``PUT /v2.0/subnetpools/{id}/onboard_network_subnets`` with ``{"network_id": ...}``: topology's
+        command (it owns networks); Neutron answers each onboarded subnet's id and cidr, as a list."""
+        network_id = body.get("network_id") if isinstance(body, dict) else None
+        if network_id is None:
+            raise BadRequest("network_id must be specified.", type="InvalidInput", field="network_id")
+        network_id = as_uuid()("network_id", network_id)
+        # Neutron's order: the pool's policy first (404 unseen, 403 not its owner), then the network.
+        if not ctx.is_admin and (await self.get(ctx, id_))["project_id"] != ctx.project_id:
+            raise NotAuthorized("rule:onboard_network_subnets is disallowed by policy")
+        reply = await self.gw.call(tep.SUBNETPOOL_ONBOARD_NETWORK_SUBNETS, ctx, id=id_, network_id=network_id)
+        return 200, [{"id": str(s.id), "cidr": s.cidr} for s in reply.subnets]
 
     def action(self, endpoint: Endpoint[m.SubnetPoolPrefixes, m.PrefixesReply]) -> Any:
         async def run(ctx: CallContext, id_: str, body: Any) -> tuple[int, Any]:
@@ -169,7 +190,7 @@ def _pool_render(view: View, verb: str) -> View:
     return view
 
 
-def resources(gw: Gateway) -> list[Resource]:
+def resources(gw: Gateway, *, read_your_writes_timeout: float = 2.0) -> list[Resource]:
     uuid_ = as_uuid()
     scopes = Resource(
         collection="address-scopes",
@@ -190,7 +211,7 @@ def resources(gw: Gateway) -> list[Resource]:
         hidden=frozenset({"mark_id"}),
         doc="Address scopes: where addresses are unique and routable without NAT.",
     )
-    pools_backend = SubnetPools(gw)
+    pools_backend = SubnetPools(gw, read_your_writes_timeout=read_your_writes_timeout)
     pools = Resource(
         collection="subnetpools",
         plural="subnetpools",
@@ -216,6 +237,7 @@ def resources(gw: Gateway) -> list[Resource]:
         actions={
             "add_prefixes": pools_backend.action(ep.SUBNETPOOL_ADD_PREFIXES),
             "remove_prefixes": pools_backend.action(ep.SUBNETPOOL_REMOVE_PREFIXES),
+            "onboard_network_subnets": pools_backend.onboard,
         },
         render=_pool_render,
         doc="Subnet pools: the prefixes subnets are allocated from.",

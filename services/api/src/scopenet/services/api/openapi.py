@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scopenet.services.api import ipviews, quotas, reachability
 from scopenet.services.api.attrs import schema_of
 from scopenet.services.api.spec import Resource
 
@@ -154,6 +155,10 @@ def _paths(r: Resource) -> dict[str, Any]:
                 "responses": {"200": _json({}, name), **_ERRORS},
             },
         }
+    if r.parent is not None:  # a sub-resource: its parent's id is in every path
+        parent = {"name": r.parent, "in": "path", "required": True, "schema": {"type": "string"}}
+        for item_ in paths.values():
+            item_["parameters"] = [parent, *item_.get("parameters", [])]
     return paths
 
 
@@ -185,6 +190,9 @@ def document(resources: list[Resource], *, version: str) -> dict[str, Any]:
     }
     for r in resources:
         paths.update(_paths(r))
+    paths.update(quotas.openapi_paths(_ERRORS))
+    paths.update(ipviews.openapi_paths(_ERRORS))
+    paths.update(reachability.openapi_paths(_ERRORS))
     return {
         "openapi": "3.0.3",
         "info": {

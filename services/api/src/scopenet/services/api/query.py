@@ -1,19 +1,21 @@
 """List query parameters (docs/neutron.md#list-parameters): filters, tag filters, fields, sorting, pagination.
 
-The API holds no state, so a list is: ask the service for what the caller may see (narrowed by
-the equality filters it understands), then filter, sort and page here. Lists stay in memory; a
-page of a 10,000-item collection costs one service call and one sort.
+The API holds no state. A resource whose backend is a ``PagedBackend`` hands the whole query to its
+service, whose SQL filters, sorts and pages (one page in constant memory). For the others a list
+is: ask the service for what the caller may see (narrowed by the equality filters it understands),
+then filter, sort and page here, in memory.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
 from multidict import MultiMapping
 
+from scopenet.contracts.base import CallContext
 from scopenet.contracts.errors import BadRequest
 from scopenet.services.api.spec import Resource, View
 
@@ -154,6 +156,14 @@ def order(items: list[View], q: ListQuery) -> list[View]:
 class Page:
     items: list[View]
     has_more: bool
+
+
+@runtime_checkable
+class PagedBackend(Protocol):
+    async def query(self, ctx: CallContext, q: ListQuery) -> Page:
+        """The page ``q`` asks for, filtered, sorted and paged by the service, in the order asked;
+        ``has_more``: another page follows in the direction read."""
+        ...
 
 
 def paginate(resource: Resource, items: list[View], q: ListQuery) -> Page:

@@ -9,6 +9,7 @@ wire shape (e.g. subnet pool prefix lengths as strings, docs/neutron.md#subnet-p
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +18,9 @@ from scopenet.contracts.errors import NotFound
 from scopenet.services.api.attrs import Attr
 
 View = dict[str, Any]
+PARENT: ContextVar[str] = ContextVar("parent")
+"""The parent's id of a sub-resource request (``/floatingips/{floatingip_id}/port_forwardings``),
+set by the controller for the request's task; its backend reads it."""
 Action = Callable[[CallContext, str, Any], Awaitable[tuple[int, Any]]]
 """A member action (``PUT /<collection>/<id>/<action>``): context, id, parsed body → (status, body)."""
 
@@ -67,6 +71,10 @@ class Resource:
     extra_filters: dict[str, Callable[[View, list[str]], bool]] = field(default_factory=dict)
     """Filters that are not plain attribute equality (e.g. ports' ``fixed_ips``)."""
     doc: str = ""
+    parent: str | None = None
+    """A sub-resource: the path parameter in ``collection`` naming its parent (``floatingip_id``)."""
+    parent_not_found: tuple[str, str] | None = None
+    """(type, message with one ``{}``) for a parent id that is not a UUID."""
 
     def attr(self, name: str) -> Attr | None:
         for a in self.attrs:

@@ -2,7 +2,8 @@
 floating IPs (docs/neutron.md).
 
 One generic backend serves all five: the command names follow ``topology.<resource>.<verb>`` and
-the bodies are wrapped under the resource's singular key, exactly as Neutron wraps them.
+the bodies are wrapped under the resource's singular key, exactly as Neutron wraps them. Their lists
+are ``PagedTopology``: the whole query goes to topology, whose SQL answers it one page at a time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from scopenet.contracts import topology_endpoints as ep
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.endpoint import Crud, Endpoint
 from scopenet.contracts.errors import BadRequest, NotAuthorized
+from scopenet.services.api import query as lq
 from scopenet.services.api.attrs import (
     Attr,
     as_bool,
@@ -70,7 +72,40 @@ class TopologyBackend:
         await self.gw.call(self.crud.delete, ctx, id=id_, **extra)
 
 
-class Routers(TopologyBackend):
+class PagedTopology(TopologyBackend):
+    """A resource whose service answers the whole list query in SQL (``QueryCommand``): nothing is
+    filtered, sorted or paged here, and a page costs the same however large the collection."""
+
+    async def query(self, ctx: CallContext, q: lq.ListQuery) -> lq.Page:
+        filters: dict[str, Any] = dict(q.filters)
+        for key, wanted in q.extra.items():
+            filters[key] = [_fixed_ip_object(w) for w in wanted]  # ports' fixed_ips, the only extra filter
+        reply = await self.gw.call_json(
+            self.crud.list,
+            ctx,
+            filters=filters,
+            sort=[{"key": k, "ascending": asc} for k, asc in q.sort],
+            limit=q.limit or None,
+            marker=q.marker,
+            page_reverse=q.page_reverse,
+            tags=sorted(q.tag_filters.get("tags", ())),
+            tags_any=sorted(q.tag_filters.get("tags-any", ())),
+            not_tags=sorted(q.tag_filters.get("not-tags", ())),
+            not_tags_any=sorted(q.tag_filters.get("not-tags-any", ())),
+            fields=q.fields if len(q.fields) <= 64 else [],
+        )
+        return lq.Page([dump(item) for item in reply[self.resource + "s"]], bool(reply.get("has_more")))
+
+
+def _fixed_ip_object(want: str) -> dict[str, str]:
+    """``ip_address=10.0.0.3`` → ``{"ip_address": "10.0.0.3"}`` (the service's fixed_ips filter)."""
+    key, _, value = want.partition("=")
+    if key not in ("ip_address", "subnet_id", "ip_address_substr"):
+        raise BadRequest(f"Invalid fixed_ips filter '{want[:64]}'", type="HTTPBadRequest", field="fixed_ips")
+    return {key: value}
+
+
+class Routers(PagedTopology):
     """Routers: ``{}`` as a gateway means "no gateway" (openstackclient's ``router unset``)."""
 
     def __init__(self, gw: Gateway) -> None:
@@ -111,6 +146,30 @@ class Routers(TopologyBackend):
             ids = {k: as_uuid()(k, v) for k, v in body.items()}
             reply = await self.gw.call(endpoint, ctx, id=id_, **ids)
             return 200, reply.model_dump(mode="json")
+
+        return run
+
+    def extraroutes(self, endpoint: Endpoint[t.RouterExtraRoutes, t.RouterReply]) -> Any:
+        """``PUT /routers/{id}/add_extraroutes`` and ``remove_extraroutes`` (extraroute-atomic): the
+        body is ``{"router": {"routes": [...]}}``, the answer the whole router."""
+
+        def routes_of(body: Any) -> Any:
+            inner = body.get("router") if isinstance(body, dict) and set(body) == {"router"} else None
+            if not isinstance(inner, dict) or set(inner) != {"routes"}:
+                raise BadRequest(
+                    'Request body contains invalid data: expected {"router": {"routes": [...]}}',
+                    type="HTTPBadRequest",
+                )
+            return as_list_of_dicts(max_items=256)("routes", inner["routes"])
+
+        async def run(ctx: CallContext, id_: str, body: Any) -> tuple[int, Any]:
+            try:
+                routes = routes_of(body)
+            except BadRequest:
+                await self.get(ctx, id_)  # a router the caller cannot see is not found (rule 6)
+                raise
+            reply = await self.gw.call_json(endpoint, ctx, id=id_, routes=routes)
+            return 200, {"router": self._one(reply)}
 
         return run
 
@@ -161,7 +220,7 @@ def resources(gw: Gateway) -> list[Resource]:
             Attr("port_security_enabled", as_bool, put=True, filter_convert=True),
             *standard_attrs(),
         ),
-        backend=TopologyBackend(gw, ep.NETWORK),
+        backend=PagedTopology(gw, ep.NETWORK),
         admin_view=frozenset({"provider:network_type", "provider:physical_network", "provider:segmentation_id"}),
         not_found_type="NetworkNotFound",
         not_found_text="Network {} could not be found.",
@@ -202,7 +261,7 @@ def resources(gw: Gateway) -> list[Resource]:
             ro("segment_id"),
             *standard_attrs(),
         ),
-        backend=TopologyBackend(gw, ep.SUBNET),
+        backend=PagedTopology(gw, ep.SUBNET),
         not_found_type="SubnetNotFound",
         not_found_text="Subnet {} could not be found.",
         tags=True,
@@ -225,7 +284,7 @@ def resources(gw: Gateway) -> list[Resource]:
             Attr("fixed_ips", as_list_of_dicts(max_items=64), put=True, filter=False, sort=False),
             *standard_attrs(),
         ),
-        backend=TopologyBackend(gw, ep.PORT),
+        backend=PagedTopology(gw, ep.PORT),
         not_found_type="PortNotFound",
         not_found_text="Port {} could not be found.",
         tags=True,
@@ -255,6 +314,8 @@ def resources(gw: Gateway) -> list[Resource]:
         actions={
             "add_router_interface": routers_backend.interface(ep.ROUTER_ADD_ROUTER_INTERFACE),
             "remove_router_interface": routers_backend.interface(ep.ROUTER_REMOVE_ROUTER_INTERFACE),
+            "add_extraroutes": routers_backend.extraroutes(ep.ROUTER_ADD_EXTRAROUTES),
+            "remove_extraroutes": routers_backend.extraroutes(ep.ROUTER_REMOVE_EXTRAROUTES),
         },
         doc="Routers: interfaces, an external gateway (SNAT when scopes differ).",
     )
@@ -274,7 +335,7 @@ def resources(gw: Gateway) -> list[Resource]:
             *project_attrs(),
             *standard_attrs(),
         ),
-        backend=TopologyBackend(gw, ep.FLOATINGIP),
+        backend=PagedTopology(gw, ep.FLOATINGIP),
         not_found_type="FloatingIPNotFound",
         not_found_text="Floating IP {} could not be found",
         tags=True,

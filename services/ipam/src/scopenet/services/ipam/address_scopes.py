@@ -14,11 +14,13 @@ from scopenet.policy.rules import not_found, owner_for_create, require_admin_for
 from scopenet.services.ipam import store
 from scopenet.services.ipam.events import NOBODY, emit
 from scopenet.store.db import db_errors
+from scopenet.store.quotas import QuotaBook
 
 
 class AddressScopes:
-    def __init__(self, db: asyncpg.Pool) -> None:
+    def __init__(self, db: asyncpg.Pool, quotas: QuotaBook) -> None:
         self.db = db
+        self.quotas = quotas
 
     async def create(self, cmd: m.AddressScopeCreate) -> m.AddressScopeReply:
         body, ctx = cmd.address_scope, cmd.context
@@ -29,6 +31,7 @@ class AddressScopes:
         for attempt in range(5):  # two creators may pick the same free mark id; the loser retries
             try:
                 async with db_errors(), self.db.acquire() as conn, conn.transaction():
+                    await self.quotas.check(conn, "address_scope", owner)  # docs/neutron.md#quotas
                     await store.insert_scope(
                         conn, id_=id_, name=body.name, project_id=owner, ip_version=body.ip_version
                     )
@@ -45,8 +48,8 @@ class AddressScopes:
                     assert row is not None
                     await emit(conn, "address_scope", "created", store.scope_view(row))
                 break
-            except Conflict:
-                if attempt == 4:
+            except Conflict as exc:
+                if attempt == 4 or exc.type == "OverQuota":
                     raise
         return await self.get(ByIdCommand(context=ctx, id=id_))
 

@@ -25,7 +25,7 @@ async def ipam_service(settings: IpamSettings, *, database_url: str, nats_url: s
         schema=SCHEMA,
         migrations=MIGRATIONS,
         description="scopenet IPAM: address scopes, subnet pools, prefix and IP allocation",
-        make_routes=routes,
+        make_routes=lambda db: routes(db, settings),
         database_url=database_url,
         nats_url=nats_url,
     ) as svc:

@@ -23,7 +23,9 @@ async def emit(
     return row[0]
 
 
-async def emit_many(conn: asyncpg.Connection, resource: str, action: str, views: list[BaseModel]) -> None:
-    """One round trip for a whole batch of events (group commit writes many at once)."""
+async def emit_many(conn: asyncpg.Connection, resource: str, action: str, views: list[BaseModel]) -> list[uuid.UUID]:
+    """One round trip for a whole batch of events (group commit writes many at once); their ids, in order."""
     spec = event(resource, action)
-    await enqueue(conn, [event_row(spec, v) for v in views])
+    rows = [event_row(spec, v) for v in views]
+    await enqueue(conn, rows)
+    return [r[0] for r in rows]

@@ -14,6 +14,7 @@ from scopenet.policy.rules import not_found, rbac_target
 from scopenet.services.ipam import store
 from scopenet.services.ipam.events import emit
 from scopenet.store.db import db_errors
+from scopenet.store.quotas import QuotaBook
 
 _DEPENDANTS = {
     "address_scope": "SELECT DISTINCT project_id FROM subnetpools WHERE address_scope_id = $1",
@@ -22,8 +23,9 @@ _DEPENDANTS = {
 
 
 class Rbac:
-    def __init__(self, db: asyncpg.Pool) -> None:
+    def __init__(self, db: asyncpg.Pool, quotas: QuotaBook) -> None:
         self.db = db
+        self.quotas = quotas
 
     async def create(self, cmd: m.RbacCreate) -> m.RbacReply:
         body, ctx = cmd.rbac_policy, cmd.context
@@ -40,6 +42,7 @@ class Rbac:
                 raise InvalidInput("Only admins can manipulate policies on objects they do not own", field="object_id")
             if body.object_type == "subnetpool":
                 await self._check_scope_access(conn, body.object_id, target)
+            await self.quotas.check(conn, "rbac_policy", owner)  # docs/neutron.md#quotas
             row = await store.insert_rbac(
                 conn,
                 id_=uuid.uuid4(),

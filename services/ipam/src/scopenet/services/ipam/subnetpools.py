@@ -13,10 +13,12 @@ from scopenet.contracts.base import ByIdCommand, CallContext, Deleted, ListComma
 from scopenet.contracts.errors import BadRequest, Conflict, InvalidInput
 from scopenet.contracts.filters import apply_filters
 from scopenet.policy.rules import check_revision, not_found, owner_for_create, require_admin_for, require_owner
-from scopenet.services.ipam import store
+from scopenet.runtime import tracing
+from scopenet.services.ipam import history, store
 from scopenet.services.ipam.events import NOBODY, emit
 from scopenet.services.ipam.rules import prefixes as pfx
 from scopenet.store.db import db_errors
+from scopenet.store.quotas import QuotaBook
 
 _DEFAULT_TAKEN = (
     "A default subnetpool for this IP family has already been set. Only one default may exist per IP family"
@@ -27,8 +29,9 @@ _DEFAULT_TAKEN = (
 
 
 class SubnetPools:
-    def __init__(self, db: asyncpg.Pool) -> None:
+    def __init__(self, db: asyncpg.Pool, quotas: QuotaBook) -> None:
         self.db = db
+        self.quotas = quotas
 
     # ------------------------------------------------------------ reads
 
@@ -93,6 +96,7 @@ class SubnetPools:
             self.db.acquire() as conn,
             conn.transaction(),
         ):
+            await self.quotas.check(conn, "subnetpool", owner)  # docs/neutron.md#quotas
             if body.is_default:
                 await self._check_default_free(conn, version, None)
             mark_id = None
@@ -120,7 +124,7 @@ class SubnetPools:
                 await store.insert_rbac(
                     conn, id_=uuid.uuid4(), object_type="subnetpool", object_id=id_, project_id=owner, target="*"
                 )
-            await self._emit(conn, id_, "created")
+            await self._emit(conn, id_, "created", caller=ctx)
         return await self.get(ByIdCommand(context=ctx, id=id_))
 
     # ------------------------------------------------------------ update, add/remove prefixes
@@ -218,7 +222,7 @@ class SubnetPools:
                 await self._write_prefixes(conn, id_, texts, mark_id)
             if scope_id != row["address_scope_id"]:
                 await store.rekey_pool(conn, id_, row["seq"], mark_id)
-            after = await self._emit(conn, id_, "updated", before)
+            after = await self._emit(conn, id_, "updated", before, caller=ctx)
         return after
 
     async def delete(self, cmd: m.SubnetPoolDelete) -> Deleted:
@@ -243,7 +247,9 @@ class SubnetPools:
             view = store.pool_view(store.must(await store.pool(conn, cmd.id, project=NOBODY, admin=True)))
             await conn.execute("DELETE FROM rbac_policies WHERE object_id = $1", cmd.id)
             await conn.execute("DELETE FROM subnetpools WHERE id = $1", cmd.id)
-            await emit(conn, "subnetpool", "deleted", view)
+            event_id = await emit(conn, "subnetpool", "deleted", view)
+            trace = tracing.trace_id_of()
+            await history.record(conn, history.for_prefixes(cmd.id, view.prefixes, [], ctx, event_id, trace_id=trace))
         return Deleted(id=cmd.id)
 
     # ------------------------------------------------------------ rules
@@ -327,10 +333,20 @@ class SubnetPools:
             await store.set_pool_prefixes(conn, id_, texts, mark_id)
 
     async def _emit(
-        self, conn: asyncpg.Connection, id_: uuid.UUID, action: str, before: m.SubnetPool | None = None
+        self,
+        conn: asyncpg.Connection,
+        id_: uuid.UUID,
+        action: str,
+        before: m.SubnetPool | None = None,
+        *,
+        caller: CallContext,
     ) -> m.SubnetPool:
+        """The pool's event, and history entries for the space it gained or lost (same transaction)."""
         row = await store.pool(conn, id_, project=NOBODY, admin=True)
         assert row is not None
         view = store.pool_view(row)
-        await emit(conn, "subnetpool", action, view, before)
+        event_id = await emit(conn, "subnetpool", action, view, before)
+        old = before.prefixes if before is not None else []
+        changes = history.for_prefixes(id_, old, view.prefixes, caller, event_id, trace_id=tracing.trace_id_of())
+        await history.record(conn, changes)
         return view

@@ -25,7 +25,8 @@ from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, PagedLi
 from scopenet.contracts.errors import BadRequest, Conflict, DomainError
 from scopenet.contracts.filters import apply_filters, id_filter
 from scopenet.policy.rules import not_found
-from scopenet.services.ipam import store
+from scopenet.runtime import tracing
+from scopenet.services.ipam import history, store
 from scopenet.services.ipam.events import emit, emit_many
 from scopenet.services.ipam.outcomes import error_body
 from scopenet.services.ipam.rules import addresses as addr
@@ -198,7 +199,7 @@ class Subnets:
                 return self._replay(row, cmd)
             check_new_subnet(cmd.network_id, nets[cmd.network_id], NetSubnet(cmd.subnet_id, plan.cidr, None, None))
             view = self._view(cmd, plan.cidr, None, None, gw, ranges)
-            await self._insert(conn, [(view, cmd, None)])
+            await self._insert(conn, [(view, cmd, None)], [None])
         return m.SubnetReply(subnet=view)
 
     # ------------------------------------------------------------ one batch on one pool
@@ -222,6 +223,7 @@ class Subnets:
                 nets = await lock_networks(conn, {it.request.cmd.network_id for it in items})
                 usage = await self._usage(conn, pool, {it.request.cmd.project_id for it in items})
                 rows: list[tuple[m.Subnet, m.SubnetAllocate, int | None]] = []
+                traces: list[str | None] = []
                 key_ = pool["mark_id"] if pool["mark_id"] is not None else -pool["seq"]
                 # Concurrent retries of one subnet_id all pass ``allocate``'s first look; settle them here,
                 # under the pool's lock: the first decides, the others replay it (or conflict).
@@ -243,9 +245,10 @@ class Subnets:
                         continue
                     decided[cmd.subnet_id] = (_request_json(cmd), view)
                     rows.append((view, it.request.cmd, key_))
+                    traces.append(tracing.trace_id_of(it.trace))
                     results.append((it, m.SubnetReply(subnet=view)))
                 if rows:
-                    await self._insert(conn, rows)
+                    await self._insert(conn, rows, traces)
                     version = await conn.fetchval(
                         "UPDATE subnetpools SET alloc_version = alloc_version + 1 WHERE id = $1 "
                         "RETURNING alloc_version",
@@ -330,8 +333,13 @@ class Subnets:
         )
 
     async def _insert(
-        self, conn: asyncpg.Connection, rows: list[tuple[m.Subnet, m.SubnetAllocate, int | None]]
+        self,
+        conn: asyncpg.Connection,
+        rows: list[tuple[m.Subnet, m.SubnetAllocate, int | None]],
+        traces: list[str | None],
     ) -> None:
+        """The subnets, their events and, for pooled ones, their history entries (``traces``: each
+        request's trace id), in the caller's transaction (which holds the pool's row lock)."""
         await conn.executemany(
             """INSERT INTO subnets (id, network_id, project_id, ip_version, cidr, subnetpool_id, overlap_key,
                    gateway_ip, allocation_pools, request)
@@ -352,7 +360,15 @@ class Subnets:
                 for v, c, k in rows
             ],
         )
-        await emit_many(conn, "subnet", "created", [v for v, _, _ in rows])
+        events = await emit_many(conn, "subnet", "created", [v for v, _, _ in rows])
+        await history.record(
+            conn,
+            [
+                history.for_subnet(v, "allocated", c.context, trace, event_id)
+                for (v, c, _), trace, event_id in zip(rows, traces, events, strict=True)
+                if v.subnetpool_id is not None
+            ],
+        )
 
     # ------------------------------------------------------------ other verbs
 
@@ -432,6 +448,12 @@ class Subnets:
 
     async def release(self, cmd: DeleteCommand) -> Deleted:
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
+            # The pool's row first, then the subnet's: the order of a pool update (which re-keys
+            # the pool's subnets) and of allocations; the other order deadlocks with a re-scope.
+            await conn.execute(
+                "SELECT 1 FROM subnetpools WHERE id = (SELECT subnetpool_id FROM subnets WHERE id = $1) FOR UPDATE",
+                cmd.id,
+            )
             row = await store.subnet(conn, cmd.id, lock=True)
             if row is None:
                 return Deleted(id=cmd.id)  # idempotent: a retried release finds nothing to do
@@ -448,7 +470,10 @@ class Subnets:
                 await conn.execute(
                     "UPDATE subnetpools SET alloc_version = alloc_version + 1 WHERE id = $1", row["subnetpool_id"]
                 )
-            await emit(conn, "subnet", "deleted", view)
+            event_id = await emit(conn, "subnet", "deleted", view)
+            if view.subnetpool_id is not None:
+                change = history.for_subnet(view, "released", cmd.context, tracing.trace_id_of(), event_id)
+                await history.record(conn, [change])
         return Deleted(id=cmd.id)
 
 

@@ -41,6 +41,7 @@ from scopenet.netlink import fence as fence_io
 from scopenet.runtime import log
 from scopenet.runtime.health import HealthServer
 from scopenet.services.l3_agent import require_datapath
+from scopenet.services.l3_agent.evidence import KernelEvidence
 from scopenet.services.l3_agent.fence import FenceKeeper
 from scopenet.services.l3_agent.heartbeat import Heartbeat
 from scopenet.services.l3_agent.reconciler import Reconciler
@@ -147,6 +148,9 @@ async def l3_agent_service(settings: AgentSettings, *, database_url: str = "", n
 
         await reconciler.start()
         stack.push_async_callback(reconciler.stop)
+        kernel_evidence = KernelEvidence(nc, kernel, reconciler, agent_id=agent_id)  # the explainer's rule lookups
+        await kernel_evidence.start()
+        stack.push_async_callback(kernel_evidence.stop)
         stack.push_async_callback(_stop_reporter, reporter, agent)
         for name, work in (
             ("status", reporter.run()),

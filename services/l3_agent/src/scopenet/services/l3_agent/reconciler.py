@@ -14,6 +14,11 @@ Model (kopf's ``queueing.py``; docs/architecture.md#the-l3-agent):
 - A failed reconcile reports ERROR and is retried with a growing delay; a periodic resync re-runs
   every router (repairing whatever was changed by hand) and, once the caller says the desired state
   is complete (``mark_caught_up``), removes router namespaces this agent owns but no longer wants.
+- Traces: ``desired`` keeps the context it is called in (the span that consumed the spec, itself a
+  child of the change that produced it). The reconcile that takes those specs runs in a
+  ``router.reconcile`` span in the newest one's trace, linked to the others it coalesced, with the
+  kernel work in a ``router.apply`` span; a failed pass keeps them for its retry. A resync pass
+  carries no trace: it starts a ``router.apply`` root span only when it has something to repair.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from scopenet.contracts.routerspec import RouterSpec
 from scopenet.datapath import DatapathPort, desired_state, names, plan
 from scopenet.datapath.model import RouterState, Underlay
 from scopenet.netlink.errors import KernelError
-from scopenet.runtime import log
+from scopenet.runtime import log, tracing
 from scopenet.runtime.supervise import every
 
 _log = log.get("scopenet.l3_agent")
@@ -48,6 +53,10 @@ APPLY_SECONDS = Histogram(
 RECONCILES = Counter("scopenet_l3_agent_reconciles_total", "Router reconciles", ["result"])
 
 Status = Literal["ACTIVE", "ERROR", "DOWN", "REMOVED"]
+
+#: Trace contexts kept per router between its specs and its next reconcile (newest last): links,
+#: not a history; a router flooded with specs keeps the newest few.
+MAX_TRACES = 8
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,7 @@ class Reconciler:
         self._idle.set()
         self._caught_up = False
         self._resync_task: asyncio.Task[None] | None = None
+        self._traces: dict[str, list[tracing.Context]] = {}
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -129,8 +139,16 @@ class Reconciler:
             self._removing.discard(rid)
         else:
             self._forget(rid, spec.revision)
+        self._keep_trace(rid, [tracing.capture()])
         self._enqueue(rid)
         return True
+
+    def _keep_trace(self, rid: str, contexts: list[tracing.Context]) -> None:
+        traced = [c for c in contexts if tracing.link_to(c) is not None]
+        if traced:
+            kept = self._traces.setdefault(rid, [])
+            kept.extend(traced)
+            del kept[:-MAX_TRACES]
 
     def forget(self, router_id: UUID | str) -> None:
         """The router is no longer this agent's: remove everything it has in the kernel."""
@@ -231,6 +249,10 @@ class Reconciler:
     def status(self, router_id: UUID | str) -> RouterStatus | None:
         return self._status.get(str(router_id))
 
+    def spec(self, router_id: UUID | str) -> RouterSpec | None:
+        """The spec this agent holds for the router (what its table is rendered from), if any."""
+        return self._specs.get(str(router_id))
+
     @property
     def routers(self) -> list[str]:
         """Routers this agent currently wants in the kernel (present, whatever their state)."""
@@ -274,6 +296,18 @@ class Reconciler:
                 self._idle.set()
 
     async def _reconcile(self, rid: str) -> None:
+        traces = self._traces.pop(rid, [])
+        if not traces:
+            await self._pass(rid)
+            return
+        links = [link for c in traces[:-1] if (link := tracing.link_to(c)) is not None]
+        with tracing.span("router.reconcile", context=traces[-1], links=links, attributes={"scopenet.router_id": rid}):
+            await self._pass(rid)
+        outcome = self._status.get(rid)
+        if outcome is not None and outcome.status == "ERROR":
+            self._keep_trace(rid, traces)  # its retry goes on in the same traces
+
+    async def _pass(self, rid: str) -> None:
         since = self._since.pop(rid, time.monotonic())
         spec = self._specs.get(rid)
         bound = _log.bind(router_id=rid, revision=spec.revision if spec else None)
@@ -290,7 +324,11 @@ class Reconciler:
             changes = len(steps.actions)
             if steps:
                 bound.info("router_apply", actions=steps.describe())
-                written = await self.datapath.apply(steps)
+                with tracing.span(
+                    "router.apply",
+                    attributes={"scopenet.router_id": rid, "scopenet.router.actions": changes},
+                ):
+                    written = await self.datapath.apply(steps)
                 if written is not None and desired is not None:
                     self._fingerprints[rid] = (desired.nft.digest, written)
         except Exception as exc:  # any failure: report, retry later; the next event retries at once
@@ -325,6 +363,13 @@ class Reconciler:
             self._enqueue(rid)
 
     async def _report(self, status: RouterStatus) -> None:
+        span = tracing.current_span()
+        if span.is_recording():
+            span.set_attributes(
+                {"scopenet.router.revision": status.revision or -1, "scopenet.router.status": status.status}
+            )
+            if status.status == "ERROR":
+                span.set_status(tracing.StatusCode.ERROR, status.reason)
         previous = self._status.get(status.router_id)
         if status.status == "REMOVED":
             self._status.pop(status.router_id, None)

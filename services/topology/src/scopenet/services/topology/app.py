@@ -1,10 +1,12 @@
 """Wiring of the topology service.
 
 Besides the command service the runtime provides (migrations, pool, outbox relay, nats.micro,
-probes), topology runs: the IPAM mirror (fill, then two event consumers), the agent heartbeat
-watcher and the scheduler, and the reconciler. It talks to IPAM, JetStream consumers and the KV
-bucket over a NATS connection of its own, opened (with the streams it needs) before the command
-endpoints start, so no command can run before its dependencies exist.
+probes), topology runs: the IPAM mirror (fill, then two event consumers), a consumer of IPAM's
+subnet updates (the repair path of onboarding), the max-deliveries watcher (messages nobody
+acknowledged → dead letters), the agent heartbeat watcher and the scheduler, and the reconciler.
+It talks to IPAM, JetStream consumers and the KV bucket over a NATS connection of its own, opened
+(with the streams it needs) before the command endpoints start, so no command can run before its
+dependencies exist.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncpg
 import structlog
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
+from scopenet.bus import advisories
 from scopenet.bus.client import BusClient
 from scopenet.bus.connection import connect_nats
 from scopenet.bus.deadletter import ensure_dlq
@@ -28,14 +31,17 @@ from scopenet.bus.jetstream import DUPLICATE_WINDOW, ensure_stream, events_strea
 from scopenet.bus.micro import Route
 from scopenet.contracts import bgp as bgp_contracts
 from scopenet.contracts import routerspec as rs
+from scopenet.contracts.subjects import EVENTS_STREAM
 from scopenet.runtime.supervise import supervise
 from scopenet.services.topology.consumers import event_consumer
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.handlers import build, routes
 from scopenet.services.topology.ipam_client import IpamClient
+from scopenet.services.topology.reachability.service import KERNEL_TIMEOUT
 from scopenet.services.topology.reconciler.service import Reconciler
 from scopenet.services.topology.scopes.service import Mirror
 from scopenet.services.topology.settings import TopologySettings
+from scopenet.services.topology.subnets.onboard import Onboarding
 from scopenet.store.service import Running, running
 
 NAME = "topology"
@@ -90,10 +96,12 @@ async def topology_service(
         for config in (events_stream_config(), routers_stream_config(), bgp_stream_config()):
             await ensure_stream(js, config, replicas=settings.stream_replicas)
         await ensure_dlq(js, replicas=settings.stream_replicas)
+        await ensure_stream(js, advisories.advisories_stream_config([EVENTS_STREAM]), replicas=settings.stream_replicas)
         holder: dict[str, Deps] = {}
 
         def make_routes(db: asyncpg.Pool) -> list[Route]:
-            holder["deps"] = build(db, IpamClient(BusClient(nc, timeout=settings.ipam_timeout)), settings)
+            ipam = IpamClient(BusClient(nc, timeout=settings.ipam_timeout))
+            holder["deps"] = build(db, ipam, settings, agent_bus=BusClient(nc, timeout=KERNEL_TIMEOUT))
             return routes(holder["deps"])
 
         async with running(
@@ -109,17 +117,39 @@ async def topology_service(
         ) as svc:
             deps = holder["deps"]
             mirror = Mirror(deps)
+            backoff = settings.event_backoff
             consumers = [
                 event_consumer(
-                    js, durable="topology-subnetpools", subject="scopenet.v1.evt.subnetpool.*", handler=mirror.on_pool
+                    js,
+                    durable="topology-subnetpools",
+                    subject="scopenet.v1.evt.subnetpool.*",
+                    handler=mirror.on_pool,
+                    backoff=backoff,
                 ),
                 event_consumer(
                     js,
                     durable="topology-address-scopes",
                     subject="scopenet.v1.evt.address_scope.*",
                     handler=mirror.on_scope,
+                    backoff=backoff,
+                ),
+                # The repair path of subnet onboarding (subnets/onboard.py): IPAM's subnet updates.
+                event_consumer(
+                    js,
+                    durable="topology-subnets",
+                    subject="scopenet.v1.evt.subnet.updated",
+                    handler=Onboarding(deps).on_subnet_event,
+                    backoff=backoff,
                 ),
             ]
+            # Messages of SCOPENET_EVENTS no delivery acknowledged (hung, crashed): to the dead letters.
+            exhausted = advisories.watcher(
+                js,
+                durable="topology-max-deliveries",
+                backoff=backoff,
+                log=log.bind(consumer="topology-max-deliveries"),
+                service=NAME,
+            )
             agents = deps.agents
             reconciler = Reconciler(deps)
             deps.reconciler = reconciler
@@ -136,6 +166,9 @@ async def topology_service(
             tasks += [
                 asyncio.create_task(supervise(start_consumers, name="consumers", log=log), name="topology-consumers"),
                 asyncio.create_task(
+                    supervise(exhausted.run, name="max-deliveries", log=log), name="topology-max-deliveries"
+                ),
+                asyncio.create_task(
                     supervise(lambda: agents.watch(js), name="agents-watch", log=log), name="topology-agents-watch"
                 ),
                 asyncio.create_task(
@@ -146,7 +179,8 @@ async def topology_service(
             ]
 
             async def consumers_ok() -> bool:
-                return all(c.bound.is_set() for c in consumers) and not any(t.done() for t in tasks)
+                bound = all(c.bound.is_set() for c in [*consumers, exhausted])
+                return bound and not any(t.done() for t in tasks)
 
             svc.health.checks["consumers"] = consumers_ok
             try:

@@ -3,12 +3,15 @@
 ``scopenet.bus.consumer.DurableConsumer`` does the fetching, acking, retrying and dead-lettering
 (to ``scopenet.v1.dlq.<consumer>``). What is topology's own: an event is decoded by its subject's
 contract, one message at a time, and handlers are idempotent on the event id (``consumed``), since
-JetStream delivers at least once.
+JetStream delivers at least once. An event that fails (Postgres or IPAM away) comes back on the
+schedule of ``SCOPENET_TOPOLOGY_EVENT_BACKOFF`` (JetStream ``BackOff``), long enough to ride out a
+ten-minute outage by default; one no delivery acknowledged is dead-lettered from the server's
+advisory (``scopenet.bus.advisories``, the ``topology-max-deliveries`` watcher started by the app).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -40,8 +43,11 @@ def decode_event(msg: Any) -> BaseModel:
     return model.model_validate_json(msg.data)
 
 
-def event_consumer(js: JetStreamContext, *, durable: str, subject: str, handler: Handler) -> DurableConsumer[Any]:
-    """A durable consumer of new events on ``subject``; dead letters go to ``scopenet.v1.dlq.<durable>``."""
+def event_consumer(
+    js: JetStreamContext, *, durable: str, subject: str, handler: Handler, backoff: Sequence[float]
+) -> DurableConsumer[Any]:
+    """A durable consumer of new events on ``subject``, retried on ``backoff``; dead letters go to
+    ``scopenet.v1.dlq.<durable>``."""
     return DurableConsumer(
         js,
         stream=EVENTS_STREAM,
@@ -50,5 +56,6 @@ def event_consumer(js: JetStreamContext, *, durable: str, subject: str, handler:
         dlq=durable,
         decode=decode_event,
         handler=handler,
+        backoff=backoff,
         log=log.bind(consumer=durable),
     )

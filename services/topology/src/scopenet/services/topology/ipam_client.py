@@ -8,6 +8,7 @@ the reconciler repeat it after a crash.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -55,8 +56,15 @@ class IpamClient:
             body["allocation_pools"] = pools
         return (await self.bus.call(ep.SUBNET_UPDATE, m.SubnetUpdate(**body))).subnet
 
-    async def release_subnet(self, subnet_id: UUID) -> None:
-        await self.bus.call(ep.SUBNET_RELEASE, DeleteCommand(context=SYSTEM, id=subnet_id))
+    async def onboard(self, ctx: CallContext, pool_id: UUID, network_id: UUID) -> m.OnboardReply:
+        """Idempotent: a repeated onboard changes nothing and answers the same."""
+        cmd = m.SubnetPoolOnboard(context=ctx, id=pool_id, network_id=network_id)
+        return await self.bus.call(ep.SUBNETPOOL_ONBOARD_NETWORK_SUBNETS, cmd)
+
+    async def release_subnet(self, subnet_id: UUID, ctx: CallContext | None = None) -> None:
+        """``ctx``: whoever deleted the subnet, for the pool's history (IPAM's release checks no
+        policy); the service itself when it compensates or reconciles."""
+        await self.bus.call(ep.SUBNET_RELEASE, DeleteCommand(context=ctx or SYSTEM, id=subnet_id))
 
     async def get_subnet(self, subnet_id: UUID) -> m.Subnet:
         return (await self.bus.call(ep.SUBNET_GET, ByIdCommand(context=SYSTEM, id=subnet_id))).subnet
@@ -112,11 +120,15 @@ class IpamClient:
             if (marker := page.next_marker) is None:
                 return pages
 
-    async def pools(self) -> list[m.SubnetPool]:
-        return (await self.bus.call(ep.SUBNETPOOL.list, ListCommand(context=SYSTEM))).subnetpools
+    async def pools(self, ids: Collection[UUID] | None = None) -> list[m.SubnetPool]:
+        """Every pool, or those of ``ids``."""
+        cmd = ListCommand(context=SYSTEM, filters=_filters({"id": list(ids)}) if ids is not None else {})
+        return (await self.bus.call(ep.SUBNETPOOL.list, cmd)).subnetpools
 
-    async def scopes(self) -> list[m.AddressScope]:
-        return (await self.bus.call(ep.ADDRESS_SCOPE.list, ListCommand(context=SYSTEM))).address_scopes
+    async def scopes(self, ids: Collection[UUID] | None = None) -> list[m.AddressScope]:
+        """Every address scope, or those of ``ids``."""
+        cmd = ListCommand(context=SYSTEM, filters=_filters({"id": list(ids)}) if ids is not None else {})
+        return (await self.bus.call(ep.ADDRESS_SCOPE.list, cmd)).address_scopes
 
     async def scope(self, scope_id: UUID) -> m.AddressScope:
         return (await self.bus.call(ep.ADDRESS_SCOPE.get, ByIdCommand(context=SYSTEM, id=scope_id))).address_scope

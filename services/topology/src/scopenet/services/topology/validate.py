@@ -12,6 +12,8 @@ from scopenet.contracts.errors import BadRequest, InvalidInput
 
 MAX_HOST_ROUTES = 20
 MAX_ROUTES = 30
+MAX_REQUEST_ROUTES = 256
+"""Most routes one request may carry (the API's bound); a router's own limit is ``max_routes``."""
 
 
 def ip(value: str, field: str) -> IPAddress:
@@ -35,6 +37,21 @@ def cidr(value: str, field: str) -> IPNetwork:
     return net.cidr
 
 
+def route_cidr(value: str, field: str) -> IPNetwork:
+    """A route's destination as Neutron's ``validate_route_cidr`` takes it: a prefix length, no host
+    bits, not loopback (the kernel would refuse such a route, or route it nowhere)."""
+    try:
+        net = IPNetwork(value)
+        exact = "/" in value and net.network == net.ip
+    except (AddrFormatError, ValueError, TypeError):
+        exact = False
+    if not exact:
+        raise InvalidInput(f"Invalid input for {field}. Reason: '{value}' is not a valid CIDR.", field=field)
+    if net.is_loopback():
+        raise InvalidInput(f"Invalid input for {field}. Reason: '{value}' is not a routable CIDR.", field=field)
+    return net.cidr
+
+
 def host_routes(
     routes: Sequence[t.HostRoute],
     version: int,
@@ -42,7 +59,10 @@ def host_routes(
     field: str = "host_routes",
     limit: int = MAX_HOST_ROUTES,
     exhausted: str = "HostRoutesExhausted",
+    strict: bool = False,
 ) -> list[dict[str, str]]:
+    """Checked and normalised routes; ``strict``: destinations as ``route_cidr`` wants them (a
+    router's extra routes), else any prefix, normalised (a subnet's host routes)."""
     if len(routes) > limit:
         raise BadRequest(
             f"Unable to complete operation: the number of {field} exceeds the limit {limit}.",
@@ -51,7 +71,8 @@ def host_routes(
         )
     out: list[dict[str, str]] = []
     for r in routes:
-        dest, hop = cidr(r.destination, field), ip(r.nexthop, field)
+        dest = route_cidr(r.destination, field) if strict else cidr(r.destination, field)
+        hop = ip(r.nexthop, field)
         if version and (dest.version != version or hop.version != version):
             raise InvalidInput(
                 f"Invalid input for {field}. Reason: route {r.destination} via {r.nexthop} does not match "

@@ -9,8 +9,10 @@ from typing import Any
 import asyncpg
 
 from scopenet.contracts import bgp as c
+from scopenet.contracts import cloudevents
 from scopenet.services.topology.specs import rules as specrules
 from scopenet.services.topology.specs.store import router_row
+from scopenet.store.outbox import headers_json
 
 # ---------------------------------------------------------------- views
 
@@ -271,9 +273,12 @@ async def next_spec_revision(conn: asyncpg.Connection, speaker_id: uuid.UUID, ro
 
 
 async def queue_spec(conn: asyncpg.Connection, spec: c.BgpSpeakerSpec) -> None:
+    msg_id = f"bgp-{spec.speaker_id}-{spec.revision}"
     await conn.execute(
-        "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3::text::jsonb) ON CONFLICT DO NOTHING",
-        f"bgp-{spec.speaker_id}-{spec.revision}",
+        "INSERT INTO outbox (event_id, subject, payload, headers) VALUES ($1, $2, $3::text::jsonb, $4::text::jsonb)"
+        " ON CONFLICT DO NOTHING",
+        msg_id,
         c.speaker_subject(spec.speaker_id),
         spec.model_dump_json(),
+        headers_json(cloudevents.bgp_spec_headers(spec, id=msg_id)),
     )

@@ -14,14 +14,17 @@ import uuid
 import asyncpg
 
 from scopenet.contracts import topology as t
-from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
+from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, QueryCommand
+from scopenet.contracts.endpoint import Rendered
 from scopenet.policy.rules import check_revision, not_found, owner_for_create, require_owner
+from scopenet.services.topology import sqllist
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
 from scopenet.services.topology.floatingips import rules
 from scopenet.services.topology.floatingips import store as fipstore
-from scopenet.services.topology.listing import apply_filters
 from scopenet.services.topology.networks import store as netstore
+from scopenet.services.topology.portforwardings import rules as pfrules
+from scopenet.services.topology.portforwardings import store as pfstore
 from scopenet.services.topology.ports import rules as portrules
 from scopenet.services.topology.ports import saga as portsaga
 from scopenet.services.topology.subnets import store as subnetstore
@@ -64,12 +67,11 @@ class FloatingIps:
             raise not_found("floatingip", cmd.id)
         return t.FloatingIpReply(floatingip=fipstore.fip_view(row))
 
-    async def list(self, cmd: ListCommand) -> t.FloatingIpList:
+    async def list(self, cmd: QueryCommand) -> Rendered[t.FloatingIpList]:
+        """One page in one query, its JSON built by Postgres (``sqllist``)."""
         async with db_errors(), self.db.acquire() as conn:
-            rows = await fipstore.fips(conn, project=cmd.context.project_id, admin=cmd.context.is_admin)
-        return t.FloatingIpList(
-            floatingips=apply_filters([fipstore.fip_view(r) for r in rows], cmd.filters, t.FloatingIp)
-        )
+            found = await sqllist.page(conn, fipstore.TABLE, cmd)
+        return Rendered(found.reply("floatingips"))
 
     async def create(self, cmd: t.FloatingIpCreate) -> t.FloatingIpReply:
         body, ctx = cmd.floatingip, cmd.context
@@ -79,6 +81,7 @@ class FloatingIps:
         self.d.inflight.update({fip_id, port_id})
         try:
             async with db_errors(), self.db.acquire() as conn, conn.transaction():
+                await self.d.quotas.check(conn, "floatingip", owner)  # docs/neutron.md#quotas
                 net = await netstore.network(conn, body.floating_network_id, project=ctx.project_id, admin=ctx.is_admin)
                 subnets = await subnetstore.network_subnets(conn, [net["id"]]) if net is not None else []
                 wants = rules.floating_wants(body, network=net, subnets=subnets)
@@ -149,7 +152,11 @@ class FloatingIps:
             check_revision(cmd.if_revision, row["revision_number"])
             before = fipstore.fip_view(row)
             port_id, fixed, router = row["port_id"], row["fixed_ip_address"], row["router_id"]
-            if "port_id" in given:
+            # A floating IP forwards all its ports (associated) or some (port forwardings), never both.
+            forwarding = "port_id" in given and await pfstore.fip_has_any(conn, cmd.id)
+            if forwarding and body.port_id is not None:
+                raise pfrules.fip_in_use(cmd.id)
+            if "port_id" in given and not forwarding:
                 if body.port_id is None:
                     port_id, fixed, router = None, None, None
                 else:
@@ -185,6 +192,8 @@ class FloatingIps:
                 raise not_found("floatingip", cmd.id)
             require_owner(ctx, row["project_id"], "delete", "floatingip")
             check_revision(cmd.if_revision, row["revision_number"])
+            if await pfstore.fip_has_any(conn, cmd.id):  # Neutron refuses too (FipInUseByPortForwarding)
+                raise pfrules.fip_in_use(cmd.id)
             await portsaga.mark_deleting(conn, row["floating_port_id"])
             # Deleted from here on, even if IPAM is away and the row waits for the reconciler: it
             # no longer holds its port or router (no "in use by floating IP" refusal for a floating

@@ -8,6 +8,34 @@ from typing import Any
 import asyncpg
 
 from scopenet.contracts import topology as t
+from scopenet.services.topology.sqllist import Column, Table
+
+TABLE = Table(
+    resource="floatingip",
+    source="floatingips f JOIN ports fp ON fp.id = f.floating_port_id",
+    where="fp.state = 'active'",
+    visible="f.project_id = $me",
+    columns={
+        "id": Column("f.id", "uuid"),
+        "project_id": Column("f.project_id"),
+        "tenant_id": Column("f.project_id"),
+        "floating_network_id": Column("f.floating_network_id", "uuid"),
+        "floating_ip_address": Column("host(f.floating_ip_address)"),
+        "router_id": Column("f.router_id", "uuid", nullable=True),
+        "port_id": Column("f.port_id", "uuid", nullable=True),
+        "fixed_ip_address": Column("host(f.fixed_ip_address)", nullable=True),
+        "status": Column("CASE WHEN f.router_id IS NULL THEN 'DOWN' ELSE 'ACTIVE' END"),
+        "description": Column("f.description"),
+        "tags": Column("f.tags", "json", sortable=False, filterable=False),
+        "revision_number": Column("f.revision_number", "int"),
+        "created_at": Column("f.created_at", "time"),
+        "updated_at": Column("f.updated_at", "time"),
+    },
+    natural=("f.created_at", "f.id"),
+    id_sql="f.id",
+    tags_sql="f.tags",
+)
+"""Floating IP lists in SQL (``sqllist``); the JSON is ``fip_view``'s, built by Postgres."""
 
 
 def fip_view(row: asyncpg.Record) -> t.FloatingIp:
@@ -64,8 +92,16 @@ async def fip_on_router(conn: asyncpg.Connection, router_id: uuid.UUID) -> uuid.
 
 
 async def router_fips(conn: asyncpg.Connection, router_id: uuid.UUID) -> list[asyncpg.Record]:
-    """(id, fixed_ip_address) of every floating IP the router serves."""
-    return list(await conn.fetch("SELECT id, fixed_ip_address FROM floatingips WHERE router_id = $1", router_id))
+    """(id, fixed_ip_address) of every floating IP the router serves: its fixed address, or the
+    internal address of each of its port forwardings."""
+    return list(
+        await conn.fetch(
+            """SELECT id, fixed_ip_address FROM floatingips WHERE router_id = $1
+               UNION ALL SELECT f.id, pf.internal_ip_address FROM floatingips f
+                   JOIN port_forwardings pf ON pf.floatingip_id = f.id WHERE f.router_id = $1""",
+            router_id,
+        )
+    )
 
 
 # ---------------------------------------------------------------- association

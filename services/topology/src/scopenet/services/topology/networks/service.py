@@ -15,12 +15,13 @@ import uuid
 import asyncpg
 
 from scopenet.contracts import topology as t
-from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, ListCommand
+from scopenet.contracts.base import ByIdCommand, DeleteCommand, Deleted, QueryCommand
+from scopenet.contracts.endpoint import Rendered
 from scopenet.contracts.errors import Conflict
 from scopenet.policy.rules import check_revision, not_found, owner_for_create, require_owner
+from scopenet.services.topology import sqllist
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import NOBODY, emit
-from scopenet.services.topology.listing import apply_filters
 from scopenet.services.topology.networks import rules, store
 from scopenet.services.topology.rbac import store as rbac
 from scopenet.services.topology.rbac.service import check_removal
@@ -55,6 +56,7 @@ class Networks:
                     self.db.acquire() as conn,
                     conn.transaction(),
                 ):
+                    await self.d.quotas.check(conn, "network", owner)  # docs/neutron.md#quotas
                     seg = body.provider_segmentation_id or await store.next_segmentation_id(conn)
                     await store.insert_network(conn, id_=id_, body=body, owner=owner, mtu=mtu, segmentation_id=seg)
                     for flag, action in (
@@ -67,8 +69,10 @@ class Networks:
                             )
                     await emit(conn, "network", "created", await self.view(conn, id_, NOBODY, True))
                 break
-            except Conflict:
+            except Conflict as exc:
                 if body.provider_segmentation_id is not None or attempt == _SEGMENT_ATTEMPTS - 1:
+                    raise
+                if exc.type == "OverQuota":
                     raise
         async with db_errors(), self.db.acquire() as conn:
             return t.NetworkReply(network=await self.view(conn, id_, ctx.project_id, ctx.is_admin))
@@ -77,12 +81,11 @@ class Networks:
         async with db_errors(), self.db.acquire() as conn:
             return t.NetworkReply(network=await self.view(conn, cmd.id, cmd.context.project_id, cmd.context.is_admin))
 
-    async def list(self, cmd: ListCommand) -> t.NetworkList:
-        ctx = cmd.context
+    async def list(self, cmd: QueryCommand) -> Rendered[t.NetworkList]:
+        """One page in one query, its JSON built by Postgres (``sqllist``)."""
         async with db_errors(), self.db.acquire() as conn:
-            rows = await store.networks(conn, project=ctx.project_id, admin=ctx.is_admin)
-        views = [store.network_view(r) for r in rows]
-        return t.NetworkList(networks=apply_filters(views, cmd.filters, t.Network))
+            found = await sqllist.page(conn, store.TABLE, cmd)
+        return Rendered(found.reply("networks"))
 
     async def update(self, cmd: t.NetworkUpdate) -> t.NetworkReply:
         body, ctx = cmd.network, cmd.context

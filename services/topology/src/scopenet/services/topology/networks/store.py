@@ -14,6 +14,7 @@ import asyncpg
 
 from scopenet.contracts import topology as t
 from scopenet.services.topology.networks.rules import NetAccess
+from scopenet.services.topology.sqllist import Column, Params, Table
 
 # $1 = the caller's project, $2 = is admin
 _NET_VISIBLE = """($2 OR n.project_id = $1 OR EXISTS (SELECT 1 FROM network_rbac r
@@ -27,6 +28,60 @@ _NET_COLS = f"""n.*, {_NET_SHARED} AS shared,
     ARRAY(SELECT s.id FROM subnets s WHERE s.network_id = n.id AND s.state = 'active'
           ORDER BY s.created_at, s.id) AS subnet_ids,
     {_SCOPE.format(v=4)} AS ipv4_address_scope, {_SCOPE.format(v=6)} AS ipv6_address_scope"""
+
+
+def _subnets(p: Params, wanted: list[Any]) -> str:
+    ids = [str(w) for w in wanted]
+    return f"""EXISTS (SELECT 1 FROM subnets s WHERE s.network_id = n.id AND s.state = 'active'
+                       AND s.id::text = ANY({p.add(ids)}::text[]))"""
+
+
+TABLE = Table(
+    resource="network",
+    source="networks n",
+    where="TRUE",
+    visible="""(n.project_id = $me OR EXISTS (SELECT 1 FROM network_rbac r
+                WHERE r.network_id = n.id AND r.target_project IN ('*', $me)))""",
+    columns={
+        "id": Column("n.id", "uuid"),
+        "name": Column("n.name"),
+        "project_id": Column("n.project_id"),
+        "tenant_id": Column("n.project_id"),
+        "admin_state_up": Column("n.admin_state_up", "bool"),
+        "shared": Column(_NET_SHARED.replace("$1", "$me"), "bool"),
+        "router:external": Column("n.router_external", "bool"),
+        "mtu": Column("n.mtu", "int"),
+        "provider:network_type": Column("'vxlan'::text"),
+        "provider:physical_network": Column("NULL::text", nullable=True),
+        "provider:segmentation_id": Column("n.segmentation_id", "int"),
+        "status": Column("n.status"),
+        "subnets": Column(
+            """to_json(ARRAY(SELECT s.id FROM subnets s WHERE s.network_id = n.id AND s.state = 'active'
+                             ORDER BY s.created_at, s.id))""",
+            "json",
+            sortable=False,
+        ),
+        "ipv4_address_scope": Column(_SCOPE.format(v=4), "uuid", nullable=True, sortable=False, filterable=False),
+        "ipv6_address_scope": Column(_SCOPE.format(v=6), "uuid", nullable=True, sortable=False, filterable=False),
+        "port_security_enabled": Column("n.port_security_enabled", "bool"),
+        "description": Column("n.description"),
+        "tags": Column("n.tags", "json", sortable=False, filterable=False),
+        "revision_number": Column("n.revision_number", "int"),
+        "created_at": Column("n.created_at", "time"),
+        "updated_at": Column("n.updated_at", "time"),
+    },
+    natural=("n.created_at", "n.id"),
+    id_sql="n.id",
+    matchers={"subnets": _subnets},
+    tags_sql="n.tags",
+    aliases={
+        "router_external": "router:external",
+        "provider_network_type": "provider:network_type",
+        "provider_physical_network": "provider:physical_network",
+        "provider_segmentation_id": "provider:segmentation_id",
+    },
+)
+"""Network lists in SQL (``sqllist``); the JSON is ``network_view``'s, built by Postgres."""
 
 
 def network_view(row: asyncpg.Record) -> t.Network:

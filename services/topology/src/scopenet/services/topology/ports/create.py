@@ -19,6 +19,7 @@ without a row). IPAM's idempotency on the port id makes every step repeatable.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,7 @@ from scopenet.services.topology.subnets.store import active_ids, network_subnets
 from scopenet.store.batching import Item, Step
 from scopenet.store.db import db_errors
 from scopenet.store.outbox import event_row
+from scopenet.store.quotas import over_quota_errors
 
 Got = list[Ip]
 """(subnet id, address, held in IPAM) of one port"""
@@ -98,6 +100,7 @@ class PortCreates:
                         planned.append((i, it.request, await self._plan(conn, it.request, nets, subnets)))
                     except DomainError as exc:
                         outcome[i] = exc
+                planned = await self._admit(conn, planned, outcome)
                 macs = await insert_rows(conn, [req.new for _, req, _ in planned])
         except asyncpg.ForeignKeyViolationError:  # a network deleted since it was read
             if len(items) > 1:
@@ -112,6 +115,21 @@ class PortCreates:
                 outcome[i] = _Inserted(mac, plan.resolve(mac, by_id))
         for i, it in enumerate(items):
             it.fail(outcome[i]) if isinstance(outcome[i], Exception) else it.resolve(outcome[i])
+
+    async def _admit(
+        self, conn: asyncpg.Connection, planned: list[tuple[int, _Create, Plan]], outcome: dict[int, Any]
+    ) -> list[tuple[int, _Create, Plan]]:
+        """The quota (docs/neutron.md#quotas): as many of each project's planned ports as fit, in
+        order; the others fail with ``OverQuota``."""
+        owners = [req.new.project_id for _, req, _ in planned]
+        granted = await self.d.quotas.admit(conn, "port", Counter(owners))
+        admitted = []
+        for entry, err in zip(planned, over_quota_errors("port", owners, granted), strict=True):
+            if err is None:
+                admitted.append(entry)
+            else:
+                outcome[entry[0]] = err
+        return admitted
 
     @staticmethod
     async def _plan(

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 import asyncpg
 
 from scopenet.contracts import topology as t
-from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
+from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, QueryCommand
+from scopenet.contracts.endpoint import Rendered
 from scopenet.contracts.errors import DomainError
 from scopenet.policy.rules import check_revision, not_found, owner_for_create
+from scopenet.services.topology import sqllist
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
-from scopenet.services.topology.listing import apply_filters
+from scopenet.services.topology.portforwardings import service as pfservice
 from scopenet.services.topology.ports import rules, saga, store
 from scopenet.services.topology.ports.create import PortCreates
 from scopenet.services.topology.ports.rules import NewPort, Row, Want
@@ -55,10 +57,11 @@ class Ports:
             raise not_found("port", cmd.id)
         return t.PortReply(port=port)
 
-    async def list(self, cmd: ListCommand) -> t.PortList:
+    async def list(self, cmd: QueryCommand) -> Rendered[t.PortList]:
+        """One page in one query, its JSON built by Postgres (``sqllist``)."""
         async with db_errors(), self.db.acquire() as conn:
-            ports = await store.load_ports(conn, project=cmd.context.project_id, admin=cmd.context.is_admin)
-        return t.PortList(ports=apply_filters(ports, cmd.filters, t.Port))
+            found = await sqllist.page(conn, store.TABLE, cmd)
+        return Rendered(found.reply("ports"))
 
     # ------------------------------------------------------------ create
 
@@ -128,6 +131,12 @@ class Ports:
                     fip = await store.fip_on(conn, cmd.id, str(g["ip_address"]))
                     if fip is not None:
                         raise rules.fip_in_use(cmd.id, g["ip_address"], fip)
+                # Port forwardings to an address the port lets go are deleted (Neutron's semantics).
+                dropped = [str(g["ip_address"]) for g in rules.dropped(plan.current, plan.keep)]
+                if dropped:
+                    await self.d.specs.publish_for_routers(
+                        conn, await pfservice.remove_for_port(conn, cmd.id, addresses=dropped)
+                    )
                 await store.replace_ips(
                     conn,
                     cmd.id,
@@ -165,7 +174,9 @@ class Ports:
                 await saga.mark_deleting(conn, port_id)
                 # Gone for clients from this commit on, even while IPAM is away and the row waits
                 # for the reconciler: no floating IP stays associated with a port that answers 404.
-                await self.d.specs.publish_for_routers(conn, await saga.disassociate_fips(conn, port_id))
+                routers = await saga.disassociate_fips(conn, port_id)
+                routers |= await pfservice.remove_for_port(conn, port_id)  # its port forwardings go with it
+                await self.d.specs.publish_for_routers(conn, routers)
             async with db_errors():
                 await saga.finish_delete(self.d, port_id)
         finally:

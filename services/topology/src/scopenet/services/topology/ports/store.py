@@ -11,13 +11,17 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Any
 
 import asyncpg
 from netaddr import IPAddress
 
 from scopenet.contracts import topology as t
+from scopenet.contracts.errors import BadRequest
 from scopenet.services.topology.ports.rules import NewPort
+from scopenet.services.topology.sqllist import Column, Params, Table
+from scopenet.store.outbox import Row
 
 Ip = tuple[uuid.UUID, str, bool]
 """(subnet id, address, held in IPAM) of one fixed IP"""
@@ -25,6 +29,67 @@ Ip = tuple[uuid.UUID, str, bool]
 # $1 = the caller's project, $2 = is admin
 _VISIBLE = """($2 OR p.project_id = $1 OR EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id
                AND n.project_id = $1))"""
+
+
+def _fixed_ips(p: Params, wanted: list[Any]) -> str:
+    """``fixed_ips`` filters are objects (``{"ip_address": x}``, ``{"subnet_id": y}``,
+    ``{"ip_address_substr": z}``; keys of one object all hold): a port matches when one of its
+    fixed IPs matches one of them."""
+    anys = []
+    for w in wanted:
+        if not isinstance(w, dict) or set(w) - {"ip_address", "subnet_id", "ip_address_substr"}:
+            raise BadRequest(
+                "fixed_ips filters are objects such as {'ip_address': ...} or {'subnet_id': ...}", field="fixed_ips"
+            )
+        conds = ["TRUE"]
+        for k, v in w.items():
+            try:
+                if k == "ip_address":
+                    conds.append(f"i.ip_address = {p.add(str(ip_address(str(v))))}::inet")
+                elif k == "subnet_id":
+                    conds.append(f"i.subnet_id = {p.add(uuid.UUID(str(v)))}")
+                else:
+                    conds.append(f"strpos(host(i.ip_address), {p.add(str(v))}) > 0")
+            except ValueError:
+                conds.append("FALSE")  # not an address or an id: no fixed IP holds it
+        anys.append("(" + " AND ".join(conds) + ")")
+    return f"EXISTS (SELECT 1 FROM port_ips i WHERE i.port_id = p.id AND ({' OR '.join(anys) or 'FALSE'}))"
+
+
+_FIXED_IPS_JSON = """COALESCE((SELECT json_agg(json_build_object('subnet_id', i.subnet_id,
+                                                     'ip_address', host(i.ip_address)) ORDER BY i.ip_address)
+                              FROM port_ips i WHERE i.port_id = p.id), '[]'::json)"""
+
+TABLE = Table(
+    resource="port",
+    source="ports p",
+    where="p.state = 'active'",
+    visible="""(p.project_id = $me OR EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id
+                                          AND n.project_id = $me))""",
+    columns={
+        "id": Column("p.id", "uuid"),
+        "name": Column("p.name"),
+        "network_id": Column("p.network_id", "uuid"),
+        "project_id": Column("p.project_id"),
+        "tenant_id": Column("p.project_id"),
+        "mac_address": Column("p.mac_address::text"),
+        "admin_state_up": Column("p.admin_state_up", "bool"),
+        "status": Column("p.status"),
+        "device_owner": Column("p.device_owner"),
+        "device_id": Column("p.device_id"),
+        "fixed_ips": Column("p.id", "json", sortable=False, filterable=False, json=_FIXED_IPS_JSON),
+        "description": Column("p.description"),
+        "tags": Column("p.tags", "json", sortable=False, filterable=False),
+        "revision_number": Column("p.revision_number", "int"),
+        "created_at": Column("p.created_at", "time"),
+        "updated_at": Column("p.updated_at", "time"),
+    },
+    natural=("p.created_at", "p.id"),
+    id_sql="p.id",
+    matchers={"fixed_ips": _fixed_ips},
+    tags_sql="p.tags",
+)
+"""Port lists in SQL (``sqllist``); the JSON is ``port_view``'s, built by Postgres."""
 
 
 def port_view(row: asyncpg.Record, ips: list[asyncpg.Record]) -> t.Port:
@@ -273,10 +338,10 @@ WITH up AS (
     FROM unnest($3::uuid[], $4::uuid[], $5::inet[], $6::bool[]) AS x(port_id, subnet_id, ip, held)
     JOIN up ON up.id = x.port_id
 ), ev AS (
-    INSERT INTO outbox (event_id, subject, payload)
-    SELECT e.event_id, e.subject, e.payload::jsonb
-    FROM unnest($7::text[], $8::text[], $9::text[], $1::uuid[]) WITH ORDINALITY
-         AS e(event_id, subject, payload, port_id, n)
+    INSERT INTO outbox (event_id, subject, payload, headers)
+    SELECT e.event_id, e.subject, e.payload::jsonb, e.headers::jsonb
+    FROM unnest($7::text[], $8::text[], $9::text[], $1::uuid[], $10::text[]) WITH ORDINALITY
+         AS e(event_id, subject, payload, port_id, headers, n)
     JOIN up ON up.id = e.port_id ORDER BY e.n
 )
 SELECT array_agg(id) FROM up"""
@@ -288,7 +353,7 @@ async def activate_many(
     *,
     now: datetime,
     ips: list[tuple[uuid.UUID, uuid.UUID, str, bool]],
-    events: list[tuple[uuid.UUID, str, str]],
+    events: list[Row],
 ) -> set[uuid.UUID]:
     """Rows ``active`` with their addresses (port, subnet, address, held in IPAM) and their events
     (one outbox row per port, in order), in one statement; returns the ports activated (the
@@ -304,5 +369,6 @@ async def activate_many(
         [str(e[0]) for e in events],
         [e[1] for e in events],
         [e[2] for e in events],
+        [e[3] for e in events],
     )
     return set(done or ())

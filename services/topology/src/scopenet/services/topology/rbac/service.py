@@ -39,6 +39,7 @@ async def check_removal(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
 class NetworkRbac:
     def __init__(self, deps: Deps) -> None:
         self.db = deps.db
+        self.d = deps
 
     async def create(self, cmd: t.NetworkRbacCreate) -> t.NetworkRbacReply:
         body, ctx = cmd.rbac_policy, cmd.context
@@ -53,6 +54,7 @@ class NetworkRbac:
             if net is None:
                 raise not_found("network", body.object_id, field="object_id")
             rules.check_network_owner(ctx, net["project_id"])
+            await self.d.quotas.check(conn, "rbac_policy", net["project_id"])  # docs/neutron.md#quotas
             row = await store.insert_rbac(
                 conn,
                 id_=uuid.uuid4(),

@@ -8,7 +8,7 @@ network and addresses; 60: no overlapping subnets on one router; 61: an interfac
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -78,17 +78,50 @@ def check_unused(router_id: UUID, ports_and_fips: int) -> None:
         raise Conflict(f"Router {router_id} still has ports", type="RouterInUse")
 
 
-def check_nexthops(routes: Sequence[Mapping[str, str]], cidrs: Sequence[str]) -> None:
-    """Every static route's next hop is on a subnet the router is attached to."""
+def check_nexthops(routes: Sequence[Mapping[str, str]], cidrs: Sequence[str], own_ips: Collection[str] = ()) -> None:
+    """Every extra route's next hop is on a subnet where the router has an address (``cidrs``: its
+    interfaces' and its gateway port's), and is none of the router's own addresses (``own_ips``).
+    Neutron: docs/neutron.md#extra-routes (its message quotes the whole list of routes)."""
     nets = [IPNetwork(c) for c in cidrs]
+    own = {IPAddress(str(i)) for i in own_ips}
+    listed = [dict(r) for r in routes]
     for r in routes:
         hop = validate.ip(r["nexthop"], "routes")
+        reason = None
         if not any(hop in n for n in nets):
-            raise BadRequest(
-                f"Invalid format for routes: {r}, the nexthop is not connected with router",
-                type="InvalidRoutes",
-                field="routes",
-            )
+            reason = "the nexthop is not connected with router"
+        elif hop in own:
+            reason = "the nexthop is used by router"
+        if reason is not None:
+            raise BadRequest(f"Invalid format for routes: {listed}, {reason}", type="InvalidRoutes", field="routes")
+
+
+def check_route_count(router_id: UUID, routes: Sized, limit: int) -> None:
+    """Neutron's ``max_routes``: a router holds at most ``limit`` extra routes."""
+    if len(routes) > limit:
+        raise BadRequest(
+            f"Unable to complete operation for {router_id}. The number of routes exceeds the maximum {limit}.",
+            type="RoutesExhausted",
+            field="routes",
+        )
+
+
+def add_routes(old: Sequence[Mapping[str, str]], add: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """``add_extraroutes``: the union, keeping the existing order; a route already there (the same
+    destination and nexthop) is merged, not an error. Same destination with another nexthop is a
+    route of its own (Neutron keeps both)."""
+    out = [{"destination": r["destination"], "nexthop": r["nexthop"]} for r in old]
+    for r in add:
+        item = {"destination": r["destination"], "nexthop": r["nexthop"]}
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def remove_routes(old: Sequence[Mapping[str, str]], remove: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """``remove_extraroutes``: what is left; removing a route that is not there is no error."""
+    gone = [{"destination": r["destination"], "nexthop": r["nexthop"]} for r in remove]
+    return [{"destination": r["destination"], "nexthop": r["nexthop"]} for r in old if dict(r) not in gone]
 
 
 def check_overlap(new: Sequence[Row], attached: Sequence[Row]) -> None:

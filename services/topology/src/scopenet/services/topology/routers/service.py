@@ -13,15 +13,15 @@ import uuid
 import asyncpg
 
 from scopenet.contracts import topology as t
-from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
+from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, QueryCommand
+from scopenet.contracts.endpoint import Rendered
 from scopenet.policy.rules import check_revision, not_found, owner_for_create
-from scopenet.services.topology import validate
+from scopenet.services.topology import sqllist
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import emit
 from scopenet.services.topology.floatingips import store as fipstore
-from scopenet.services.topology.listing import apply_filters
 from scopenet.services.topology.ports import saga as portsaga
-from scopenet.services.topology.routers import gateways, rules, store
+from scopenet.services.topology.routers import extraroutes, gateways, rules, store
 from scopenet.store.db import db_errors
 
 
@@ -38,10 +38,11 @@ class Routers:
             raise not_found("router", cmd.id)
         return t.RouterReply(router=router)
 
-    async def list(self, cmd: ListCommand) -> t.RouterList:
+    async def list(self, cmd: QueryCommand) -> Rendered[t.RouterList]:
+        """One page in one query, its JSON built by Postgres (``sqllist``)."""
         async with db_errors(), self.db.acquire() as conn:
-            routers = await store.load_routers(conn, project=cmd.context.project_id, admin=cmd.context.is_admin)
-        return t.RouterList(routers=apply_filters(routers, cmd.filters, t.Router))
+            found = await sqllist.page(conn, store.TABLE, cmd)
+        return Rendered(found.reply("routers"))
 
     async def _locked(
         self, conn: asyncpg.Connection, ctx: CallContext, router_id: uuid.UUID, action: str
@@ -57,6 +58,7 @@ class Routers:
         owner = owner_for_create(ctx, body.project_id, body.tenant_id)
         router_id = uuid.uuid4()
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
+            await self.d.quotas.check(conn, "router", owner)  # docs/neutron.md#quotas
             agent = await self.d.agents.pick(conn)
             await store.insert(
                 conn, id_=router_id, owner=owner, body=body, agent=agent, state="allocating" if gw else "active"
@@ -107,11 +109,9 @@ class Routers:
                     snat = gw.enable_snat
             routes = None
             if body.routes is not None:
-                routes = validate.host_routes(
-                    body.routes, 0, field="routes", limit=validate.MAX_ROUTES, exhausted="RoutesExhausted"
+                routes = await extraroutes.checked(
+                    conn, cmd.id, extraroutes.normalised(body.routes), limit=self.d.settings.max_routes
                 )
-                attached = await store.router_subnets(conn, cmd.id)
-                rules.check_nexthops(routes, [str(s["cidr"]) for s in attached])
             changes = rules.Changes(
                 name=body.name,
                 admin_state_up=body.admin_state_up,

@@ -13,8 +13,47 @@ from typing import Any
 import asyncpg
 
 from scopenet.contracts import topology as t
+from scopenet.services.topology.sqllist import Column, Table
 
 # ---------------------------------------------------------------- views
+
+
+_GATEWAY_JSON = """CASE WHEN gp.id IS NULL THEN NULL ELSE json_build_object(
+    'network_id', gp.network_id, 'enable_snat', r.enable_snat,
+    'external_fixed_ips', COALESCE((SELECT json_agg(json_build_object('subnet_id', i.subnet_id,
+                                                                      'ip_address', host(i.ip_address))
+                                                    ORDER BY i.ip_address)
+                                    FROM port_ips i WHERE i.port_id = gp.id), '[]'::json)) END"""
+_ROUTES_JSON = """COALESCE((SELECT json_agg(json_build_object('destination', e->>'destination',
+                                                              'nexthop', e->>'nexthop') ORDER BY o)
+                            FROM jsonb_array_elements(r.routes) WITH ORDINALITY AS x(e, o)), '[]'::json)"""
+
+TABLE = Table(
+    resource="router",
+    source="routers r LEFT JOIN ports gp ON gp.id = r.gw_port_id AND gp.state = 'active'",
+    where="r.state = 'active'",
+    visible="r.project_id = $me",
+    columns={
+        "id": Column("r.id", "uuid"),
+        "name": Column("r.name"),
+        "project_id": Column("r.project_id"),
+        "tenant_id": Column("r.project_id"),
+        "admin_state_up": Column("r.admin_state_up", "bool"),
+        "status": Column("r.status"),
+        "status_reason": Column("r.status_reason", nullable=True),
+        "external_gateway_info": Column("gp.id", "json", sortable=False, filterable=False, json=_GATEWAY_JSON),
+        "routes": Column("r.routes", "json", sortable=False, filterable=False, json=_ROUTES_JSON),
+        "description": Column("r.description"),
+        "tags": Column("r.tags", "json", sortable=False, filterable=False),
+        "revision_number": Column("r.revision_number", "int"),
+        "created_at": Column("r.created_at", "time"),
+        "updated_at": Column("r.updated_at", "time"),
+    },
+    natural=("r.created_at", "r.id"),
+    id_sql="r.id",
+    tags_sql="r.tags",
+)
+"""Router lists in SQL (``sqllist``); the JSON is ``router_view``'s, built by Postgres."""
 
 
 def router_view(row: asyncpg.Record, gw: asyncpg.Record | None, gw_ips: list[asyncpg.Record]) -> t.Router:
@@ -317,3 +356,20 @@ async def unlink_port(conn: asyncpg.Connection, port_id: uuid.UUID) -> None:
 async def subnet_cidrs(conn: asyncpg.Connection, subnet_ids: list[uuid.UUID]) -> list[str]:
     rows = await conn.fetch("SELECT cidr FROM subnets WHERE id = ANY($1::uuid[])", subnet_ids)
     return [str(r["cidr"]) for r in rows]
+
+
+# ---------------------------------------------------------------- extra routes
+
+
+async def router_addresses(conn: asyncpg.Connection, router_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The router's own addresses (``ip_address``) with their subnet's ``cidr``, on its interfaces
+    and its gateway port: where an extra route's next hop may be (Neutron reads the ports whose
+    device is the router)."""
+    return list(
+        await conn.fetch(
+            """SELECT i.ip_address, s.cidr FROM port_ips i JOIN subnets s ON s.id = i.subnet_id
+               WHERE i.port_id IN (SELECT port_id FROM router_ports WHERE router_id = $1
+                                   UNION SELECT gw_port_id FROM routers WHERE id = $1 AND gw_port_id IS NOT NULL)""",
+            router_id,
+        )
+    )

@@ -10,6 +10,9 @@ every network with a subnet from it: in the same transaction that records the mo
 with a port on such a network are republished, and each network whose derived
 ``ipv4_address_scope``/``ipv6_address_scope`` changed gets a new revision and a ``network.updated``
 event (its representation changed, even though nobody updated it).
+
+Each committed change wakes the read-your-writes waits (``waits.py``): a writer that got IPAM's
+reply can wait for the mirror to hold that pool revision before it reads from topology.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Mirror:
             async with db_errors(), self.db.acquire() as conn, conn.transaction():
                 if not await consumed(conn, event.id):
                     await store.delete_pool(conn, pool.id)
+            self.d.mirror_waits.applied()
             return
         await self._know_scope(pool.address_scope_id)
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
@@ -76,6 +80,8 @@ class Mirror:
                 log.info(
                     "pool_rescoped", subnetpool_id=str(pool.id), scope=str(pool.address_scope_id), routers=len(specs)
                 )
+        # Committed: a read-your-writes wait for this revision may answer now (waits.py).
+        self.d.mirror_waits.applied()
 
     async def on_scope(self, event: im.AddressScopeEvent) -> None:
         async with db_errors(), self.db.acquire() as conn, conn.transaction():
@@ -104,6 +110,7 @@ class Mirror:
             if moved:
                 await announce_rescoped(conn, networks)
                 await self.d.specs.publish_for_pools(conn, moved)
+        self.d.mirror_waits.applied()
         log.info("mirror_filled", scopes=len(scopes), pools=len(pools), moved=len(moved))
 
 

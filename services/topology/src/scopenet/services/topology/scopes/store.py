@@ -35,6 +35,17 @@ async def upsert_pool(conn: Conn, pool: im.SubnetPool) -> asyncpg.Record | None:
     return before
 
 
+async def learn_pool(conn: Conn, pool_id: UUID, ip_version: int, scope_id: UUID | None) -> None:
+    """A pool seen on a subnet before its own event arrived (any event overrides it: revision -1)."""
+    await conn.execute(
+        """INSERT INTO subnetpools (id, ip_version, address_scope_id, revision_number) VALUES ($1, $2, $3, -1)
+           ON CONFLICT (id) DO NOTHING""",
+        pool_id,
+        ip_version,
+        scope_id,
+    )
+
+
 async def upsert_scope(conn: Conn, scope: im.AddressScope) -> None:
     await conn.execute(
         """INSERT INTO address_scopes (id, ip_version, mark_id) VALUES ($1, $2, $3)

@@ -54,6 +54,19 @@ class FipRow:
 
 
 @dataclass(frozen=True)
+class PfRow:
+    """A port forwarding with its floating address and the network of its internal port."""
+
+    id: UUID
+    floating_ip_address: str
+    protocol: str
+    external: tuple[int, int]
+    internal_ip_address: str
+    internal: tuple[int, int]
+    internal_network_id: UUID
+
+
+@dataclass(frozen=True)
 class RouterRow:
     id: UUID
     admin_state_up: bool
@@ -148,6 +161,7 @@ def build(
     interfaces: Sequence[PortRow],
     floating_ips: Sequence[FipRow],
     world: World,
+    port_forwardings: Sequence[PfRow] = (),
 ) -> rs.RouterSpec:
     gw = rs.Gateway(**router_port(gateway, world), enable_snat=router.enable_snat) if gateway else None
     fips = [
@@ -169,6 +183,26 @@ def build(
         interfaces=[rs.RouterPort(**router_port(p, world)) for p in interfaces],
         floating_ips=fips,
         routes=[rs.StaticRoute(destination=d, nexthop=n) for d, n in router.routes],
+        port_forwardings=[_port_forwarding(p, world) for p in sorted(port_forwardings, key=_pf_order)],
+    )
+
+
+def _pf_order(p: PfRow) -> tuple[IPAddress, str, tuple[int, int]]:
+    return IPAddress(p.floating_ip_address), p.protocol, p.external
+
+
+def _port_forwarding(p: PfRow, world: World) -> rs.PortForwarding:
+    """Its internal scope is the IPv4 scope of the internal port's network, as a floating IP's."""
+    return rs.PortForwarding(
+        id=p.id,
+        floating_ip_address=str(IPAddress(p.floating_ip_address)),
+        protocol=p.protocol,  # the table's CHECK holds it to the four
+        external_port_start=p.external[0],
+        external_port_end=p.external[1],
+        internal_ip_address=str(IPAddress(p.internal_ip_address)),
+        internal_port_start=p.internal[0],
+        internal_port_end=p.internal[1],
+        internal_scope=scope(network_scopes(p.internal_network_id, world)[4], world),
     )
 
 
@@ -182,10 +216,11 @@ def networks_of(
     interfaces: Iterable[tuple[UUID, PortRow]],
     gateways: Iterable[tuple[UUID, PortRow]],
     floating_ips: Iterable[tuple[UUID, FipRow]],
+    port_forwardings: Iterable[tuple[UUID, PfRow]] = (),
 ) -> set[UUID]:
     """The networks whose rows (``World``) the specs of these ports and floating IPs depend on."""
     nets = {p.network_id for _, p in interfaces} | {p.network_id for _, p in gateways}
-    return nets | {f.fixed_network_id for _, f in floating_ips}
+    return nets | {f.fixed_network_id for _, f in floating_ips} | {p.internal_network_id for _, p in port_forwardings}
 
 
 def build_all(
@@ -195,6 +230,7 @@ def build_all(
     gateways: Sequence[tuple[UUID, PortRow]],
     floating_ips: Sequence[tuple[UUID, FipRow]],
     world: World,
+    port_forwardings: Sequence[tuple[UUID, PfRow]] = (),
 ) -> tuple[list[rs.RouterSpec], list[tuple[UUID, str]]]:
     """The spec of every router from rows loaded for all of them at once (each pair: router id,
     row); returns the specs and, apart, the routers whose spec cannot be built yet (a scope the
@@ -208,6 +244,9 @@ def build_all(
     fips_of: dict[UUID, list[FipRow]] = {}
     for rid, f in floating_ips:
         fips_of.setdefault(rid, []).append(f)
+    pfs_of: dict[UUID, list[PfRow]] = {}
+    for rid, pf in port_forwardings:
+        pfs_of.setdefault(rid, []).append(pf)
     specs: list[rs.RouterSpec] = []
     unbuildable: list[tuple[UUID, str]] = []
     for r in routers:
@@ -219,6 +258,7 @@ def build_all(
                     interfaces=ifaces_of.get(r.id, []),
                     floating_ips=fips_of.get(r.id, []),
                     world=world,
+                    port_forwardings=pfs_of.get(r.id, []),
                 )
             )
         except UnknownScope as exc:

@@ -29,9 +29,12 @@ async def build_specs(conn: asyncpg.Connection, routers: list[rules.RouterRow]) 
     interfaces = await store.interfaces(conn, ids)
     gateways = await store.gateways(conn, ids)
     fips = await store.floating_ips(conn, ids)
-    world = await store.load_world(conn, rules.networks_of(interfaces=interfaces, gateways=gateways, floating_ips=fips))
+    pfs = await store.port_forwardings(conn, ids)
+    world = await store.load_world(
+        conn, rules.networks_of(interfaces=interfaces, gateways=gateways, floating_ips=fips, port_forwardings=pfs)
+    )
     specs, unbuildable = rules.build_all(
-        routers, interfaces=interfaces, gateways=gateways, floating_ips=fips, world=world
+        routers, interfaces=interfaces, gateways=gateways, floating_ips=fips, world=world, port_forwardings=pfs
     )
     for router_id, error in unbuildable:
         log.error("router_spec_unbuildable", router_id=str(router_id), error=error)

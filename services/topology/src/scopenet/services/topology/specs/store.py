@@ -18,7 +18,9 @@ PORT_ROUTERS = """
     SELECT rp.router_id FROM router_ports rp JOIN ports p ON p.id = rp.port_id WHERE p.network_id = ANY($1::uuid[])
     UNION SELECT r.id FROM routers r JOIN ports p ON p.id = r.gw_port_id WHERE p.network_id = ANY($1::uuid[])
     UNION SELECT f.router_id FROM floatingips f JOIN ports p ON p.id = f.port_id
-          WHERE f.router_id IS NOT NULL AND p.network_id = ANY($1::uuid[])"""
+          WHERE f.router_id IS NOT NULL AND p.network_id = ANY($1::uuid[])
+    UNION SELECT f.router_id FROM port_forwardings pf JOIN floatingips f ON f.id = pf.floatingip_id
+          JOIN ports p ON p.id = pf.internal_port_id WHERE f.router_id IS NOT NULL AND p.network_id = ANY($1::uuid[])"""
 
 
 def router_row(r: Any) -> b.RouterRow:
@@ -113,6 +115,32 @@ async def floating_ips(conn: asyncpg.Connection, router_ids: list[UUID]) -> list
             b.FipRow(f["id"], str(f["floating_ip_address"]), str(f["fixed_ip_address"]), f["port_id"], f["fixed_net"]),
         )
         for f in rows
+    ]
+
+
+async def port_forwardings(conn: asyncpg.Connection, router_ids: list[UUID]) -> list[tuple[UUID, b.PfRow]]:
+    """(router, port forwarding) of every forwarding these routers serve (active floating IPs only)."""
+    rows = await conn.fetch(
+        """SELECT pf.*, f.router_id, f.floating_ip_address, ip.network_id AS internal_net
+           FROM port_forwardings pf JOIN floatingips f ON f.id = pf.floatingip_id
+               JOIN ports flp ON flp.id = f.floating_port_id JOIN ports ip ON ip.id = pf.internal_port_id
+           WHERE f.router_id = ANY($1::uuid[]) AND flp.state = 'active' AND ip.state = 'active'""",
+        router_ids,
+    )
+    return [
+        (
+            r["router_id"],
+            b.PfRow(
+                id=r["id"],
+                floating_ip_address=str(r["floating_ip_address"]),
+                protocol=r["protocol"],
+                external=(r["external_port_start"], r["external_port_end"]),
+                internal_ip_address=str(r["internal_ip_address"]).split("/")[0],
+                internal=(r["internal_port_start"], r["internal_port_end"]),
+                internal_network_id=r["internal_net"],
+            ),
+        )
+        for r in rows
     ]
 
 

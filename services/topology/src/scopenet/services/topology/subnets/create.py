@@ -19,6 +19,7 @@ what the reconciler repairs (rows ``allocating``, allocations without a row).
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 
 import asyncpg
@@ -35,6 +36,7 @@ from scopenet.services.topology.subnets.rules import NewSubnet
 from scopenet.store.batching import Item, Step
 from scopenet.store.db import db_errors
 from scopenet.store.outbox import event_row
+from scopenet.store.quotas import over_quota_errors
 
 
 class SubnetCreates:
@@ -62,6 +64,7 @@ class SubnetCreates:
                         outcome.append(None)
                     except DomainError as exc:
                         outcome.append(exc)
+                outcome = await self._admit(conn, items, outcome)
                 rows = [it.request for it, err in zip(items, outcome, strict=True) if err is None]
                 if rows:
                     await store.insert_allocating(conn, rows)
@@ -71,6 +74,15 @@ class SubnetCreates:
             raise not_found("network", items[0].request.body.network_id, field="network_id") from None
         for it, err in zip(items, outcome, strict=True):
             it.fail(err) if err is not None else it.resolve(None)
+
+    async def _admit(
+        self, conn: asyncpg.Connection, items: list[Item[NewSubnet]], outcome: list[DomainError | None]
+    ) -> list[DomainError | None]:
+        """The quota (docs/neutron.md#quotas): as many of each project's valid requests as fit, in order."""
+        valid = [it.request.owner for it, err in zip(items, outcome, strict=True) if err is None]
+        granted = await self.d.quotas.admit(conn, "subnet", Counter(valid))
+        verdicts = iter(over_quota_errors("subnet", valid, granted))
+        return [err if err is not None else next(verdicts) for err in outcome]
 
     # ------------------------------------------------------------ step 2: prefixes from IPAM
 

@@ -20,13 +20,13 @@ import structlog
 
 from scopenet.contracts import ipam as im
 from scopenet.contracts import topology as t
-from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, ListCommand
+from scopenet.contracts.base import ByIdCommand, CallContext, DeleteCommand, Deleted, QueryCommand
+from scopenet.contracts.endpoint import Rendered
 from scopenet.contracts.errors import Conflict, DomainError
 from scopenet.policy.rules import check_revision, not_found, owner_for_create, require_owner
-from scopenet.services.topology import validate
+from scopenet.services.topology import sqllist, validate
 from scopenet.services.topology.context import Deps
 from scopenet.services.topology.events import NOBODY, emit
-from scopenet.services.topology.listing import apply_filters
 from scopenet.services.topology.networks.store import bump_network, network_owner
 from scopenet.services.topology.ports import saga as port_saga
 from scopenet.services.topology.ports.store import deleting_ports
@@ -53,10 +53,11 @@ class Subnets:
             raise not_found("subnet", cmd.id)
         return t.SubnetReply(subnet=store.subnet_view(row))
 
-    async def list(self, cmd: ListCommand) -> t.SubnetList:
+    async def list(self, cmd: QueryCommand) -> Rendered[t.SubnetList]:
+        """One page in one query, its JSON built by Postgres (``sqllist``)."""
         async with db_errors(), self.db.acquire() as conn:
-            rows = await store.subnets(conn, project=cmd.context.project_id, admin=cmd.context.is_admin)
-        return t.SubnetList(subnets=apply_filters([store.subnet_view(r) for r in rows], cmd.filters, t.Subnet))
+            found = await sqllist.page(conn, store.TABLE, cmd)
+        return Rendered(found.reply("subnets"))
 
     # ------------------------------------------------------------ create
 
@@ -168,7 +169,7 @@ class Subnets:
                 if blocking:
                     raise rules.in_use(row["id"], len(blocking))
                 await store.mark_deleting(conn, subnet_id)
-            await self.finish_delete(subnet_id)
+            await self.finish_delete(subnet_id, ctx)
         finally:
             self.d.inflight.discard(subnet_id)
 
@@ -183,7 +184,7 @@ class Subnets:
             await store.revert_deleting(conn, subnet_id)
         return rules.in_use(subnet_id)
 
-    async def finish_delete(self, subnet_id: uuid.UUID) -> None:
+    async def finish_delete(self, subnet_id: uuid.UUID, ctx: CallContext | None = None) -> None:
         """Release in IPAM, then drop the row. Repeatable: the reconciler calls it for stuck rows.
 
         A port may have got an address on the subnet after the in-use check (its create was in
@@ -208,7 +209,7 @@ class Subnets:
         for port_id in pending:
             await port_saga.finish_delete(self.d, port_id)
         try:
-            await self.d.ipam.release_subnet(subnet_id)
+            await self.d.ipam.release_subnet(subnet_id, ctx)
         except Conflict:
             # An address was taken meanwhile (a port created while we checked): the subnet stays.
             raise await self._revert(subnet_id) from None

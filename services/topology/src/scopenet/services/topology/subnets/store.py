@@ -18,11 +18,72 @@ import asyncpg
 from scopenet.contracts import ipam as im
 from scopenet.contracts import topology as t
 from scopenet.services.topology.specs.store import PORT_ROUTERS
+from scopenet.services.topology.sqllist import Column, Table
 from scopenet.services.topology.subnets.rules import NewSubnet
+from scopenet.store.outbox import Row
 
 # $1 = the caller's project, $2 = is admin
 _SUBNET_VISIBLE = """($2 OR s.project_id = $1 OR EXISTS (SELECT 1 FROM network_rbac r
                       WHERE r.network_id = s.network_id AND r.target_project IN ('*', $1)))"""
+
+
+def _objects(column: str, *keys: str) -> str:
+    """A jsonb array of objects rebuilt with the model's keys in the model's order."""
+    pairs = ", ".join(f"'{k}', e->>'{k}'" for k in keys)
+    return f"""COALESCE((SELECT json_agg(json_build_object({pairs}) ORDER BY o)
+                         FROM jsonb_array_elements({column}) WITH ORDINALITY AS x(e, o)), '[]'::json)"""
+
+
+_POOLS = _objects("s.allocation_pools", "start", "end")
+_ROUTES = _objects("s.host_routes", "destination", "nexthop")
+
+TABLE = Table(
+    resource="subnet",
+    source="subnets s",
+    where="s.state = 'active'",
+    visible="""(s.project_id = $me OR EXISTS (SELECT 1 FROM network_rbac r
+                WHERE r.network_id = s.network_id AND r.target_project IN ('*', $me)))""",
+    columns={
+        "id": Column("s.id", "uuid"),
+        "name": Column("s.name"),
+        "network_id": Column("s.network_id", "uuid"),
+        "project_id": Column("s.project_id"),
+        "tenant_id": Column("s.project_id"),
+        "ip_version": Column("s.ip_version", "int"),
+        "cidr": Column("s.cidr::text"),
+        "subnetpool_id": Column("s.subnetpool_id", "uuid", nullable=True),
+        "gateway_ip": Column("host(s.gateway_ip)", nullable=True),
+        "allocation_pools": Column(
+            "s.allocation_pools",
+            "json",
+            sortable=False,
+            filterable=False,
+            json=_objects("s.allocation_pools", "start", "end"),
+        ),
+        "enable_dhcp": Column("s.enable_dhcp", "bool"),
+        "ipv6_ra_mode": Column("s.ipv6_ra_mode", nullable=True),
+        "ipv6_address_mode": Column("s.ipv6_address_mode", nullable=True),
+        "dns_nameservers": Column("s.dns_nameservers", "json", sortable=False, filterable=False),
+        "host_routes": Column(
+            "s.host_routes",
+            "json",
+            sortable=False,
+            filterable=False,
+            json=_objects("s.host_routes", "destination", "nexthop"),
+        ),
+        "service_types": Column("s.service_types", "json", sortable=False, filterable=False),
+        "segment_id": Column("NULL::uuid", "uuid", nullable=True),
+        "description": Column("s.description"),
+        "tags": Column("s.tags", "json", sortable=False, filterable=False),
+        "revision_number": Column("s.revision_number", "int"),
+        "created_at": Column("s.created_at", "time"),
+        "updated_at": Column("s.updated_at", "time"),
+    },
+    natural=("s.created_at", "s.id"),
+    id_sql="s.id",
+    tags_sql="s.tags",
+)
+"""Subnet lists in SQL (``sqllist``); the JSON is ``subnet_view``'s, built by Postgres."""
 
 
 def pools_json(pools: Sequence[im.AllocationPool]) -> str:
@@ -263,10 +324,10 @@ WITH x AS (
     UPDATE networks n SET revision_number = n.revision_number + c.k, updated_at = $7
     FROM (SELECT network_id, count(*) AS k FROM up GROUP BY network_id) c WHERE n.id = c.network_id
 ), ev AS (
-    INSERT INTO outbox (event_id, subject, payload)
-    SELECT e.event_id, e.subject, e.payload::jsonb
-    FROM unnest($11::text[], $12::text[], $13::text[], $1::uuid[]) WITH ORDINALITY
-         AS e(event_id, subject, payload, id, n)
+    INSERT INTO outbox (event_id, subject, payload, headers)
+    SELECT e.event_id, e.subject, e.payload::jsonb, e.headers::jsonb
+    FROM unnest($11::text[], $12::text[], $13::text[], $1::uuid[], $15::text[]) WITH ORDINALITY
+         AS e(event_id, subject, payload, id, headers, n)
     JOIN up ON up.id = e.id ORDER BY e.n
 )
 SELECT ARRAY(SELECT id FROM up) AS done,
@@ -278,7 +339,7 @@ async def complete(
     allocs: list[im.Subnet],
     *,
     now: datetime,
-    events: list[tuple[UUID, str, str]],
+    events: list[Row],
     network_ids: list[UUID],
 ) -> tuple[list[UUID], list[UUID]]:
     """Rows ``active`` with what IPAM chose, pools mirrored, networks bumped, ``events`` (outbox
@@ -301,6 +362,7 @@ async def complete(
         [e[1] for e in events],
         [e[2] for e in events],
         network_ids,
+        [e[3] for e in events],
     )
     assert row is not None
     return list(row["done"]), list(row["routers"])

@@ -1,0 +1,17 @@
+"""``outbox.headers``: the NATS headers each event, RouterSpec and speaker spec is published with
+(its CloudEvents attributes, later its trace context), stored with the row so a re-publish carries
+the same ones (``store/outbox.py``).
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from scopenet.store.migrate import execute_script
+from scopenet.store.outbox import OUTBOX_HEADERS_DDL
+
+revision = "0004"
+down_revision = "0003"
+
+
+def upgrade() -> None:
+    execute_script(OUTBOX_HEADERS_DDL)

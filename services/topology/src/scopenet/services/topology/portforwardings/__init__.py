@@ -1,0 +1,1 @@
+"""Port forwardings of floating IPs: protocol and ports of a floating address DNATed to an internal one."""
