@@ -15,6 +15,7 @@ from nats.js.api import DeliverPolicy
 
 from scopenet.bus.client import BusClient, decode_error
 from scopenet.bus.errors import ERROR_CODE_HEADER
+from scopenet.bus.micro import serve
 from scopenet.contracts.base import CallContext
 from scopenet.contracts.errors import DomainError
 from scopenet.contracts.subjects import EVENTS_SUBJECTS, IPAM_ENDPOINTS, Endpoint
@@ -261,3 +262,18 @@ class EventTap:
 async def events(ipam: Ipam, nats_client: Any) -> AsyncIterator[EventTap]:
     async with EventTap(nats_client.jetstream(), ipam) as tap:
         yield tap
+
+
+@contextlib.asynccontextmanager
+async def not_serving(svc: Any, *, name: str, version: str, routes: Any) -> AsyncIterator[None]:
+    """An in-process service (``svc.server``/``svc.nc``) stops answering its commands (nobody serves
+    its subjects; what else it runs goes on), then serves ``routes`` again."""
+    assert svc.server is not None
+    await svc.server.stop()
+    try:
+        yield
+    finally:
+        svc.server = await serve(
+            svc.nc, name=name, version=version, description=f"{name} (tests)", routes=routes, limit=64
+        )
+        await svc.nc.flush()

@@ -12,15 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 
-from scopenet.contracts.routerspec import PortForwarding, RouterSpec
+from scopenet.contracts.routerspec import RouterSpec
 from scopenet.datapath import names
-from scopenet.datapath.example import EXT_HOST, GW_PORT, INSTANCE1, INSTANCE2, NET1_PORT, ROUTER1, SCOPE_A, router1
+from scopenet.datapath.example import (
+    EXT_HOST,
+    GW_PORT,
+    INSTANCE1,
+    INSTANCE2,
+    NET1_PORT,
+    PF_FIP,
+    ROUTER1,
+    SCOPE_A,
+    port_forwarding,
+    router1,
+)
 from scopenet.netlink import TestInstance
 from scopenet.services.l3_agent.reconciler import Reconciler
 from tests.netns.conftest import Sandbox
@@ -31,27 +41,12 @@ pytestmark = pytest.mark.netns
 RID = str(ROUTER1)
 QR1, QG = names.internal_ifname(NET1_PORT), names.gateway_ifname(GW_PORT)
 EXT4, I1_4, I2_4 = "203.0.113.100", "198.51.100.3", "203.0.113.3"
-PF_FIP = "203.0.113.81"
-
-
-def _pf(n: int, proto: str, ext: tuple[int, int], address: str, inner: tuple[int, int], **kw: object) -> PortForwarding:
-    return PortForwarding(
-        id=uuid.UUID(int=n),
-        floating_ip_address=PF_FIP,
-        protocol=proto,  # type: ignore[arg-type]
-        external_port_start=ext[0],
-        external_port_end=ext[1],
-        internal_ip_address=address,
-        internal_port_start=inner[0],
-        internal_port_end=inner[1],
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 FORWARDINGS = [
-    _pf(1, "tcp", (8080, 8080), I1_4, (80, 80)),  # across scopes: instance1 is unscoped
-    _pf(2, "udp", (5353, 5354), I1_4, (6353, 6354)),  # a range, shifted port by port
-    _pf(3, "tcp", (2222, 2222), I2_4, (22, 22), internal_scope=SCOPE_A),  # the external network's scope
+    port_forwarding(1, "tcp", (8080, 8080), I1_4, (80, 80)),  # across scopes: instance1 is unscoped
+    port_forwarding(2, "udp", (5353, 5354), I1_4, (6353, 6354)),  # a range, shifted port by port
+    port_forwarding(3, "tcp", (2222, 2222), I2_4, (22, 22), internal_scope=SCOPE_A),  # the external network's scope
 ]
 
 

@@ -16,47 +16,20 @@ counter the explainer names (``drop_<egress>``) rises by the packets sent.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from scopenet.commands.instance import plug
 from scopenet.contracts.reachability import Reachability
 from scopenet.datapath import names
 from scopenet.netlink import TestInstance
 from tests.helpers import eventually
 from tests.integration.conftest import ADMIN
 from tests.netns.probes import BLOCKED_WAIT, echo_servers, ping, udp_seen
-from tests.netns.seed_stack import World, applied, ext_routes, seed_topology
-from tests.netns.stack import Box, Stack, box, running_agent, stack
+from tests.netns.seed_stack import World, applied
+from tests.netns.stack import Box, Stack, box, stack
+from tests.netns.test_stack_seed import AGENT, agent, world
 
 pytestmark = pytest.mark.netns
-
-AGENT = f"reach-{uuid.uuid4().hex[:6]}"
-
-
-@pytest.fixture(scope="module")
-async def agent(box: Box, stack: Stack) -> AsyncIterator[Any]:
-    async with running_agent(box, stack, AGENT) as a:
-        yield a
-
-
-@pytest.fixture(scope="module")
-async def world(stack: Stack, box: Box, agent: Any) -> AsyncIterator[World]:
-    t = await seed_topology(stack)
-    await eventually(lambda: applied(stack, box.kernel, t["router"], AGENT), timeout=15, what="router1 applied")
-    made = [
-        await plug.create(box.ns, stack.topo.bus, port_id=p.id, name=n, host=box.host)
-        for p, n in zip(t["ports"], ("instance1", "instance2", "ext"), strict=True)
-    ]
-    routes = "; ".join(f"ip route add {c} via {via}" for c, via in ext_routes(t["gw"]))
-    done = await made[2].exec("sh", "-ec", routes)
-    assert done.returncode == 0, done.stderr
-    yield World.of(t, ext=made[2], inst1=made[0], inst2=made[1])
-    for inst in made:
-        await inst.delete()
 
 
 class Check:

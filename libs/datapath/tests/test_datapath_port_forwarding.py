@@ -7,39 +7,23 @@ external network), a shifted range to it, and one to instance2 (scope A, the ext
 from __future__ import annotations
 
 import re
-import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from scopenet.contracts.routerspec import PortForwarding, RouterSpec
 from scopenet.datapath import desired_state, names, nft
-from scopenet.datapath.example import GW_PORT, SCOPE_A, router1
+from scopenet.datapath.example import GW_PORT, PF_FIP, SCOPE_A, port_forwarding, router1
 
 QG = names.gateway_ifname(GW_PORT)
-FIP = "203.0.113.81"
-
-
-def pf(n: int, proto: str, ext: tuple[int, int], address: str, inner: tuple[int, int], **kw: object) -> PortForwarding:
-    return PortForwarding(
-        id=uuid.UUID(int=n),
-        floating_ip_address=FIP,
-        protocol=proto,  # type: ignore[arg-type]
-        external_port_start=ext[0],
-        external_port_end=ext[1],
-        internal_ip_address=address,
-        internal_port_start=inner[0],
-        internal_port_end=inner[1],
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 FORWARDINGS = [
-    pf(1, "tcp", (8080, 8080), "198.51.100.3", (80, 80)),
-    pf(2, "udp", (5353, 5355), "198.51.100.3", (6353, 6355)),
-    pf(3, "sctp", (9000, 9009), "198.51.100.3", (9000, 9009)),
-    pf(4, "tcp", (2000, 2009), "198.51.100.3", (22, 22)),
-    pf(5, "tcp", (2222, 2222), "203.0.113.3", (22, 22), internal_scope=SCOPE_A),
+    port_forwarding(1, "tcp", (8080, 8080), "198.51.100.3", (80, 80)),
+    port_forwarding(2, "udp", (5353, 5355), "198.51.100.3", (6353, 6355)),
+    port_forwarding(3, "sctp", (9000, 9009), "198.51.100.3", (9000, 9009)),
+    port_forwarding(4, "tcp", (2000, 2009), "198.51.100.3", (22, 22)),
+    port_forwarding(5, "tcp", (2222, 2222), "203.0.113.3", (22, 22), internal_scope=SCOPE_A),
 ]
 
 
@@ -94,7 +78,7 @@ def test_scope_rules_are_the_floating_ips_for_the_forwarded_ports_only() -> None
 def test_the_floating_address_lives_on_the_gateway() -> None:
     state = desired_state(spec(), owner="agent-1")
     assert state is not None
-    assert any(a.ifname == QG and a.cidr == f"{FIP}/32" for a in state.addresses)
+    assert any(a.ifname == QG and a.cidr == f"{PF_FIP}/32" for a in state.addresses)
 
 
 def test_without_a_gateway_nothing_is_forwarded() -> None:
@@ -109,7 +93,9 @@ def test_each_external_port_goes_to_its_own_internal_port(start: int, length: in
     """N to N keeps each port's offset, whatever the numbers; a single port needs no map."""
     end = min(65535, start + length)
     inner = min(inner, 65535 - (end - start))
-    rules = nft.render_rules(spec([pf(1, proto, (start, end), "198.51.100.3", (inner, inner + end - start))]))
+    rules = nft.render_rules(
+        spec([port_forwarding(1, proto, (start, end), "198.51.100.3", (inner, inner + end - start))])
+    )
     dnat = chain(rules, "nat_prerouting")[0]
     found = re.search(r"map \{ (.*) \}$", dnat)
     if found is not None:

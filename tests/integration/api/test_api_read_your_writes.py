@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from scopenet.bus.client import BusClient
-from scopenet.bus.micro import serve
 from scopenet.contracts import consistency as cons
 from scopenet.contracts import topology_endpoints as tep
 from scopenet.contracts.base import ByIdCommand, CallContext
@@ -30,6 +29,7 @@ from scopenet.services.topology.app import NAME, VERSION, TopologyRunning
 from scopenet.services.topology.handlers import routes
 from tests.helpers import eventually
 from tests.integration.api.conftest import Http
+from tests.integration.conftest import not_serving
 
 ADMIN_CTX = CallContext(project_id="0" * 32, roles=["admin"])
 FLIPS = 200
@@ -154,18 +154,9 @@ async def test_a_wait_for_a_revision_that_never_comes_ends_at_its_timeout(nats_c
     assert time.monotonic() - start < 5
 
 
-@contextlib.asynccontextmanager
-async def topology_away(svc: TopologyRunning) -> AsyncIterator[None]:
+def topology_away(svc: TopologyRunning) -> contextlib.AbstractAsyncContextManager[None]:
     """The in-process topology stops answering commands (its mirror keeps consuming), then serves again."""
-    assert svc.server is not None
-    await svc.server.stop()
-    try:
-        yield
-    finally:
-        svc.server = await serve(
-            svc.nc, name=NAME, version=VERSION, description="topology (tests)", routes=routes(svc.deps), limit=64
-        )
-        await svc.nc.flush()
+    return not_serving(svc, name=NAME, version=VERSION, routes=routes(svc.deps))
 
 
 async def test_a_pool_update_answers_at_once_when_topology_is_away(

@@ -10,34 +10,23 @@ ports nobody can see. A create that failed half-way (503) leaves nothing in the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from scopenet.bus.micro import serve
 from scopenet.contracts.errors import TransientError
 from scopenet.services.ipam.app import NAME, VERSION
 from scopenet.services.ipam.handlers import routes
 from scopenet.services.topology.app import TopologyRunning
 from scopenet.store.service import Running
 from tests.helpers import eventually
-from tests.integration.conftest import ADMIN, fails
+from tests.integration.conftest import ADMIN, fails, not_serving
 from tests.integration.topology.conftest import Build, Topo, project
 
 
-@contextlib.asynccontextmanager
-async def ipam_away(svc: Running) -> AsyncIterator[None]:
+def ipam_away(svc: Running) -> contextlib.AbstractAsyncContextManager[None]:
     """The in-process IPAM stops answering (nobody serves its subjects), then serves again."""
-    assert svc.server is not None
-    await svc.server.stop()
-    try:
-        yield
-    finally:
-        svc.server = await serve(
-            svc.nc, name=NAME, version=VERSION, description="ipam (tests)", routes=routes(svc.db), limit=64
-        )
-        await svc.nc.flush()
+    return not_serving(svc, name=NAME, version=VERSION, routes=routes(svc.db))
 
 
 async def test_floating_ip_deleted_while_ipam_is_away_holds_nothing(

@@ -13,7 +13,15 @@ import uuid
 from dataclasses import dataclass
 from uuid import UUID
 
-from scopenet.contracts.routerspec import FloatingIp, Gateway, PortAddress, RouterPort, RouterSpec, Scope
+from scopenet.contracts.routerspec import (
+    FloatingIp,
+    Gateway,
+    PortAddress,
+    PortForwarding,
+    RouterPort,
+    RouterSpec,
+    Scope,
+)
 from scopenet.datapath import names
 
 ROUTER1 = UUID("5f0c2a64-3b1e-4d59-9a3e-0c1d2e3f4a01")
@@ -156,3 +164,24 @@ EXT_HOST = InstanceSpec(
     ),
     port_id=EXT_HOST_PORT,
 )
+
+
+#: A second floating IP of the external network, for port forwardings (router1's own is ``.68``).
+PF_FIP = "203.0.113.81"
+
+
+def port_forwarding(
+    n: int, proto: str, ext: tuple[int, int], address: str, inner: tuple[int, int], **kw: object
+) -> PortForwarding:
+    """Forwarding ``n`` of ``PF_FIP``: ``proto`` ports ``ext`` (first, last) to ``address`` ports ``inner``."""
+    return PortForwarding(
+        id=uuid.UUID(int=n),
+        floating_ip_address=PF_FIP,
+        protocol=proto,
+        external_port_start=ext[0],
+        external_port_end=ext[1],
+        internal_ip_address=address,
+        internal_port_start=inner[0],
+        internal_port_end=inner[1],
+        **kw,
+    )

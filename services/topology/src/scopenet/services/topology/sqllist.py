@@ -68,6 +68,18 @@ class Column:
         return self.sql
 
 
+def common_columns(alias: str) -> dict[str, Column]:
+    """The columns every topology resource ends with (Neutron's standard attributes), in reply order,
+    for the table aliased ``alias``."""
+    return {
+        "description": Column(f"{alias}.description"),
+        "tags": Column(f"{alias}.tags", "json", sortable=False, filterable=False),
+        "revision_number": Column(f"{alias}.revision_number", "int"),
+        "created_at": Column(f"{alias}.created_at", "time"),
+        "updated_at": Column(f"{alias}.updated_at", "time"),
+    }
+
+
 @dataclass(frozen=True)
 class Table:
     resource: str

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from scopenet.contracts import topology as t
-from scopenet.services.topology.sqllist import Column, Table
+from scopenet.services.topology.sqllist import Column, Table, common_columns
 
 TABLE = Table(
     resource="floatingip",
@@ -25,11 +25,7 @@ TABLE = Table(
         "port_id": Column("f.port_id", "uuid", nullable=True),
         "fixed_ip_address": Column("host(f.fixed_ip_address)", nullable=True),
         "status": Column("CASE WHEN f.router_id IS NULL THEN 'DOWN' ELSE 'ACTIVE' END"),
-        "description": Column("f.description"),
-        "tags": Column("f.tags", "json", sortable=False, filterable=False),
-        "revision_number": Column("f.revision_number", "int"),
-        "created_at": Column("f.created_at", "time"),
-        "updated_at": Column("f.updated_at", "time"),
+        **common_columns("f"),
     },
     natural=("f.created_at", "f.id"),
     id_sql="f.id",

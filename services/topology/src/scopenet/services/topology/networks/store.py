@@ -14,7 +14,7 @@ import asyncpg
 
 from scopenet.contracts import topology as t
 from scopenet.services.topology.networks.rules import NetAccess
-from scopenet.services.topology.sqllist import Column, Params, Table
+from scopenet.services.topology.sqllist import Column, Params, Table, common_columns
 
 # $1 = the caller's project, $2 = is admin
 _NET_VISIBLE = """($2 OR n.project_id = $1 OR EXISTS (SELECT 1 FROM network_rbac r
@@ -64,11 +64,7 @@ TABLE = Table(
         "ipv4_address_scope": Column(_SCOPE.format(v=4), "uuid", nullable=True, sortable=False, filterable=False),
         "ipv6_address_scope": Column(_SCOPE.format(v=6), "uuid", nullable=True, sortable=False, filterable=False),
         "port_security_enabled": Column("n.port_security_enabled", "bool"),
-        "description": Column("n.description"),
-        "tags": Column("n.tags", "json", sortable=False, filterable=False),
-        "revision_number": Column("n.revision_number", "int"),
-        "created_at": Column("n.created_at", "time"),
-        "updated_at": Column("n.updated_at", "time"),
+        **common_columns("n"),
     },
     natural=("n.created_at", "n.id"),
     id_sql="n.id",

@@ -20,7 +20,7 @@ from netaddr import IPAddress
 from scopenet.contracts import topology as t
 from scopenet.contracts.errors import BadRequest
 from scopenet.services.topology.ports.rules import NewPort
-from scopenet.services.topology.sqllist import Column, Params, Table
+from scopenet.services.topology.sqllist import Column, Params, Table, common_columns
 from scopenet.store.outbox import Row
 
 Ip = tuple[uuid.UUID, str, bool]
@@ -78,11 +78,7 @@ TABLE = Table(
         "device_owner": Column("p.device_owner"),
         "device_id": Column("p.device_id"),
         "fixed_ips": Column("p.id", "json", sortable=False, filterable=False, json=_FIXED_IPS_JSON),
-        "description": Column("p.description"),
-        "tags": Column("p.tags", "json", sortable=False, filterable=False),
-        "revision_number": Column("p.revision_number", "int"),
-        "created_at": Column("p.created_at", "time"),
-        "updated_at": Column("p.updated_at", "time"),
+        **common_columns("p"),
     },
     natural=("p.created_at", "p.id"),
     id_sql="p.id",

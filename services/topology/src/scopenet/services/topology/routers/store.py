@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from scopenet.contracts import topology as t
-from scopenet.services.topology.sqllist import Column, Table
+from scopenet.services.topology.sqllist import Column, Table, common_columns
 
 # ---------------------------------------------------------------- views
 
@@ -43,11 +43,7 @@ TABLE = Table(
         "status_reason": Column("r.status_reason", nullable=True),
         "external_gateway_info": Column("gp.id", "json", sortable=False, filterable=False, json=_GATEWAY_JSON),
         "routes": Column("r.routes", "json", sortable=False, filterable=False, json=_ROUTES_JSON),
-        "description": Column("r.description"),
-        "tags": Column("r.tags", "json", sortable=False, filterable=False),
-        "revision_number": Column("r.revision_number", "int"),
-        "created_at": Column("r.created_at", "time"),
-        "updated_at": Column("r.updated_at", "time"),
+        **common_columns("r"),
     },
     natural=("r.created_at", "r.id"),
     id_sql="r.id",

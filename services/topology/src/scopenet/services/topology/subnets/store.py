@@ -18,7 +18,7 @@ import asyncpg
 from scopenet.contracts import ipam as im
 from scopenet.contracts import topology as t
 from scopenet.services.topology.specs.store import PORT_ROUTERS
-from scopenet.services.topology.sqllist import Column, Table
+from scopenet.services.topology.sqllist import Column, Table, common_columns
 from scopenet.services.topology.subnets.rules import NewSubnet
 from scopenet.store.outbox import Row
 
@@ -73,11 +73,7 @@ TABLE = Table(
         ),
         "service_types": Column("s.service_types", "json", sortable=False, filterable=False),
         "segment_id": Column("NULL::uuid", "uuid", nullable=True),
-        "description": Column("s.description"),
-        "tags": Column("s.tags", "json", sortable=False, filterable=False),
-        "revision_number": Column("s.revision_number", "int"),
-        "created_at": Column("s.created_at", "time"),
-        "updated_at": Column("s.updated_at", "time"),
+        **common_columns("s"),
     },
     natural=("s.created_at", "s.id"),
     id_sql="s.id",
